@@ -1,0 +1,1 @@
+//! act-sim: simulated ALOHA (see issue "act-sim"); not built yet.

@@ -1,0 +1,1 @@
+//! C ABI over act-core (see issue "bindings"); not built yet.

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# One-time (idempotent) machine setup for act-rs.
+#
+# Installs what the workspace links against and wires it so that plain `cargo build` / `cargo test`
+# work without exporting anything:
+#   * Debian packages: HDF5 headers, pkg-config, EGL/Mesa for headless rendering;
+#   * a trimmed libtorch 2.11.0 (what tch =0.24.0 expects) built from the PyPI torch wheel;
+#   * libmujoco 3.17.0 (what mujoco-rs 7.0.0 expects) from the PyPI mujoco wheel.
+# Both libraries live in a per-user cache outside the repository (ACT_RS_CACHE, default
+# ~/.cache/act-rs) so every clone and every CI run reuses them; `.deps/` in the repository holds
+# symlinks to them, which `.cargo/config.toml` turns into absolute LIBTORCH and
+# MUJOCO_DYNAMIC_LINK_DIR. A second run on a ready machine only checks and returns.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${ACT_RS_CACHE:-$HOME/.cache/act-rs}"
+TORCH_VERSION=2.11.0
+MUJOCO_VERSION=3.17.0
+LIBTORCH_DIR="$CACHE/libtorch-$TORCH_VERSION"
+MUJOCO_DIR="$CACHE/mujoco-$MUJOCO_VERSION"
+PY="${PYTHON:-python3}"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- apt packages
+APT_PACKAGES=(libhdf5-dev pkg-config libegl1 libegl-mesa0 libgl1-mesa-dri)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# ---------------------------------------------------------------- wheels
+fetch_wheel() { # fetch_wheel DEST SPEC...
+    local dest="$1"; shift
+    mkdir -p "$dest"
+    "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$dest" "$@" >&2
+}
+
+# ---------------------------------------------------------------- libtorch
+if [ ! -f "$LIBTORCH_DIR/.complete" ]; then
+    log "building a trimmed libtorch $TORCH_VERSION in $LIBTORCH_DIR (one time, ~0.5 GB)"
+    tmp="$(mktemp -d "$CACHE.tmp.XXXXXX" 2>/dev/null || { mkdir -p "$CACHE"; mktemp -d "$CACHE/tmp.XXXXXX"; })"
+    trap 'rm -rf "$tmp"' EXIT
+    fetch_wheel "$tmp/whl" "torch==$TORCH_VERSION" "nvidia-cuda-runtime>=13,<14" "nvidia-cuda-cupti>=13,<14"
+    stage="$tmp/libtorch"
+    mkdir -p "$stage/lib"
+    (cd "$tmp" && unzip -q -o whl/torch-*.whl 'torch/include/*' 'torch/lib/libtorch_cpu.so' \
+        'torch/lib/libtorch.so' 'torch/lib/libc10.so' 'torch/lib/libgomp.so.1')
+    mv "$tmp/torch/include" "$stage/include"
+    mv "$tmp"/torch/lib/*.so* "$stage/lib/"
+    (cd "$tmp" && unzip -q -o 'whl/nvidia_cuda_runtime-*.whl' '*/libcudart.so.13' \
+        && unzip -q -o 'whl/nvidia_cuda_cupti-*.whl' '*/libcupti.so.13')
+    find "$tmp/nvidia" -name 'lib*.so.13' -exec mv {} "$stage/lib/" \;
+    echo "$TORCH_VERSION" > "$stage/build-version"
+    touch "$stage/.complete"
+    rm -rf "$LIBTORCH_DIR"
+    mkdir -p "$(dirname "$LIBTORCH_DIR")"
+    mv "$stage" "$LIBTORCH_DIR"
+    rm -rf "$tmp"; trap - EXIT
+fi
+
+# ---------------------------------------------------------------- MuJoCo
+if [ ! -f "$MUJOCO_DIR/.complete" ]; then
+    log "installing libmujoco $MUJOCO_VERSION in $MUJOCO_DIR"
+    mkdir -p "$CACHE"
+    tmp="$(mktemp -d "$CACHE/tmp.XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+    fetch_wheel "$tmp/whl" "mujoco==$MUJOCO_VERSION"
+    (cd "$tmp" && unzip -q -o whl/mujoco-*.whl "mujoco/libmujoco.so.$MUJOCO_VERSION")
+    mkdir -p "$tmp/stage/lib"
+    mv "$tmp/mujoco/libmujoco.so.$MUJOCO_VERSION" "$tmp/stage/lib/"
+    ln -sf "libmujoco.so.$MUJOCO_VERSION" "$tmp/stage/lib/libmujoco.so"
+    ln -sf "libmujoco.so.$MUJOCO_VERSION" "$tmp/stage/lib/libmujoco.so.3"
+    touch "$tmp/stage/.complete"
+    rm -rf "$MUJOCO_DIR"
+    mv "$tmp/stage" "$MUJOCO_DIR"
+    rm -rf "$tmp"; trap - EXIT
+fi
+
+# ---------------------------------------------------------------- wire the repository
+mkdir -p "$REPO/.deps"
+ln -sfn "$LIBTORCH_DIR" "$REPO/.deps/libtorch"
+ln -sfn "$MUJOCO_DIR" "$REPO/.deps/mujoco"
+log "ready: LIBTORCH=$LIBTORCH_DIR MUJOCO_DYNAMIC_LINK_DIR=$MUJOCO_DIR/lib"
