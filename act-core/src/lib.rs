@@ -1,1 +1,29 @@
+//! act-core: inference for ACT (Action Chunking with Transformers) policies.
+//!
+//! `#![no_std]` + `alloc`: [`Policy::new`] parses a checkpoint from byte slices, prepacks the
+//! weights and allocates every buffer once; [`Policy::predict`] and [`Policy::step`] then run
+//! without allocating. The `std` feature adds [`Policy::open`] for checkpoint files and LeRobot
+//! checkpoint directories (memory-mapped).
+//!
+//! Layout after llama2.c: [`Config`] is the blueprint, the model modules hold the weights, the
+//! workspace holds every activation, and `forward` only reads and writes them.
 #![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub mod checkpoint;
+pub mod config;
+pub mod ensemble;
+pub mod error;
+pub mod kernels;
+pub mod model;
+pub mod policy;
+
+#[cfg(feature = "std")]
+mod fs;
+
+pub use config::{Activation, Camera, Config};
+pub use ensemble::TemporalEnsembler;
+pub use error::{Error, Result};
+pub use kernels::Isa;
+pub use policy::{Ensembling, Intermediates, Options, Policy};

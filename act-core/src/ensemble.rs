@@ -1,0 +1,66 @@
+//! Temporal ensembling (ACT_SPEC.md section 5): every step's chunk is kept for `chunk` steps; the
+//! action for time t averages every stored prediction for t with weights `exp(-m * i)`, i = 0 for
+//! the OLDEST prediction, normalised to sum to one. Fixed capacity; `push` never allocates.
+use alloc::vec;
+use alloc::vec::Vec;
+
+pub struct TemporalEnsembler {
+    coeff: f32,
+    chunk: usize,
+    action_dim: usize,
+    /// Ring of the last `chunk` predicted chunks, slot `s % chunk` for the query at time s.
+    history: Vec<f32>,
+    /// `exp(-m * i)` for i in 0..chunk.
+    weights: Vec<f32>,
+    t: usize,
+}
+
+impl TemporalEnsembler {
+    pub fn new(coeff: f32, chunk: usize, action_dim: usize) -> TemporalEnsembler {
+        TemporalEnsembler {
+            coeff,
+            chunk,
+            action_dim,
+            history: vec![0.0; chunk * chunk * action_dim],
+            weights: (0..chunk).map(|i| libm::expf(-coeff * i as f32)).collect(),
+            t: 0,
+        }
+    }
+
+    pub fn coefficient(&self) -> f32 {
+        self.coeff
+    }
+
+    pub fn reset(&mut self) {
+        self.t = 0;
+    }
+
+    /// The time step the next `push` belongs to.
+    pub fn time(&self) -> usize {
+        self.t
+    }
+
+    /// Record the chunk predicted at the current time (`chunk x action_dim`) and write the
+    /// ensembled action for the current time to `out`; then advance time.
+    pub fn push(&mut self, prediction: &[f32], out: &mut [f32]) {
+        let (c, a) = (self.chunk, self.action_dim);
+        let t = self.t;
+        let slot = t % c;
+        self.history[slot * c * a..(slot + 1) * c * a].copy_from_slice(&prediction[..c * a]);
+        out[..a].fill(0.0);
+        let mut total = 0.0;
+        let oldest = (t + 1).saturating_sub(c);
+        for (i, s) in (oldest..=t).enumerate() {
+            let w = self.weights[i];
+            let row = &self.history[((s % c) * c + (t - s)) * a..][..a];
+            for (o, &v) in out[..a].iter_mut().zip(row) {
+                *o += w * v;
+            }
+            total += w;
+        }
+        for o in &mut out[..a] {
+            *o /= total;
+        }
+        self.t += 1;
+    }
+}

@@ -1,0 +1,79 @@
+//! Numeric kernels: packed GEMM (with per-instruction-set microkernels), convolution as implicit
+//! GEMM over NHWC, attention, layer norm. Everything here works on caller-provided buffers and
+//! never allocates; the model code in `crate::model` only calls these functions.
+
+pub mod attention;
+pub mod gemm;
+pub mod kernel;
+pub mod norm;
+pub mod pack;
+
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+pub use gemm::{Epilogue, GemmScratch};
+pub use pack::{ConvGeometry, PackedB};
+
+/// The instruction set a policy's kernels run on. Chosen once at load; weights are packed for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable Rust, the reference the SIMD paths are tested against.
+    Scalar,
+    /// x86_64 AVX2 + FMA.
+    Avx2,
+    /// x86_64 AVX-512F.
+    Avx512,
+}
+
+impl Isa {
+    /// The best instruction set this CPU offers: detected at run time with `std`, taken from the
+    /// compile-time target features without it.
+    pub fn detect() -> Isa {
+        #[cfg(all(target_arch = "x86_64", feature = "std"))]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+        {
+            if cfg!(target_feature = "avx512f") {
+                return Isa::Avx512;
+            }
+            if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Scalar
+    }
+
+    /// Whether this CPU can run `self` (a requested ISA the CPU lacks must not be used).
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 | Isa::Avx512 => {
+                let best = Isa::detect();
+                matches!((self, best), (Isa::Avx2, Isa::Avx2 | Isa::Avx512) | (Isa::Avx512, Isa::Avx512))
+            }
+        }
+    }
+
+    /// Columns per packed panel of the B operand for this ISA's microkernel.
+    pub fn nr(self) -> usize {
+        match self {
+            Isa::Scalar => <scalar::Scalar as kernel::Kernel>::NR,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => <avx2::Avx2 as kernel::Kernel>::NR,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => <avx512::Avx512 as kernel::Kernel>::NR,
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => <scalar::Scalar as kernel::Kernel>::NR,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! ResNet-18 (torchvision layout) up to layer4, with every frozen BatchNorm folded into the
+//! preceding convolution at load (ACT_SPEC.md section 1.2). Activations are NHWC.
+use crate::checkpoint::TensorStore;
+use crate::error::Result;
+use crate::kernels::gemm::{gemm, Epilogue, GemmScratch};
+use crate::kernels::pack::{ConvA, ConvGeometry, PackedB};
+use crate::kernels::Isa;
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+
+const BN_EPS: f64 = 1e-5;
+
+/// A bias-free convolution followed by a frozen BatchNorm, folded: `conv(x, W*s) + (b - rm*s)`.
+pub struct ConvBn {
+    w: PackedB,
+    bias: Vec<f32>,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl ConvBn {
+    #[allow(clippy::too_many_arguments)]
+    pub fn load(store: &TensorStore<'_>, conv: &str, bn: &str, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, isa: Isa) -> Result<ConvBn> {
+        let w = store.model(&format!("{conv}.weight"), &[cout, cin, k, k])?;
+        let gamma = store.model(&format!("{bn}.weight"), &[cout])?;
+        let beta = store.model(&format!("{bn}.bias"), &[cout])?;
+        let mean = store.model(&format!("{bn}.running_mean"), &[cout])?;
+        let var = store.model(&format!("{bn}.running_var"), &[cout])?;
+        let scale: Vec<f64> = (0..cout).map(|c| gamma[c] as f64 / libm::sqrt(var[c] as f64 + BN_EPS)).collect();
+        let bias = (0..cout).map(|c| (beta[c] as f64 - mean[c] as f64 * scale[c]) as f32).collect();
+        // Implicit-im2col row p = (ky, kx, ci) with ci fastest; weight is [cout, cin, ky, kx].
+        let packed = PackedB::from_fn(k * k * cin, cout, isa.nr(), |p, co| {
+            let (tap, ci) = (p / cin, p % cin);
+            let (ky, kx) = (tap / k, tap % k);
+            (w[((co * cin + ci) * k + ky) * k + kx] as f64 * scale[co]) as f32
+        });
+        Ok(ConvBn { w: packed, bias, cin, cout, k, stride, pad })
+    }
+
+    pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let g = self.geometry(h, w);
+        (g.out_h(), g.out_w())
+    }
+
+    fn geometry(&self, in_h: usize, in_w: usize) -> ConvGeometry {
+        ConvGeometry { in_h, in_w, cin: self.cin, kh: self.k, kw: self.k, stride: self.stride, pad: self.pad }
+    }
+
+    /// NHWC `input` (in_h x in_w x cin) -> NHWC `out` (out_h x out_w x cout), plus optional
+    /// residual (same layout as out) and ReLU. Returns the output size.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(&self, isa: Isa, input: &[f32], in_h: usize, in_w: usize, out: &mut [f32], residual: Option<&[f32]>, relu: bool, scratch: &mut GemmScratch) -> (usize, usize) {
+        let geom = self.geometry(in_h, in_w);
+        let a = ConvA { input: &input[..in_h * in_w * self.cin], geom };
+        let epi = Epilogue { bias: Some(&self.bias), residual: residual.map(|r| (r, self.cout)), relu };
+        gemm(isa, &a, self.w.as_ref(), out, self.cout, epi, scratch);
+        (geom.out_h(), geom.out_w())
+    }
+}
+
+/// torchvision BasicBlock: relu(bn2(conv2(relu(bn1(conv1(x))))) + downsample(x)).
+pub struct BasicBlock {
+    conv1: ConvBn,
+    conv2: ConvBn,
+    downsample: Option<ConvBn>,
+}
+
+/// Activation buffers of the backbone, each large enough for its largest activation.
+pub struct BackboneBuffers {
+    x: Vec<f32>,
+    t: Vec<f32>,
+    d: Vec<f32>,
+    y: Vec<f32>,
+}
+
+pub struct ResNet18 {
+    conv1: ConvBn,
+    blocks: Vec<BasicBlock>,
+}
+
+pub const FEATURE_CHANNELS: usize = 512;
+
+impl ResNet18 {
+    pub fn load(store: &TensorStore<'_>, isa: Isa) -> Result<ResNet18> {
+        let conv1 = ConvBn::load(store, "backbone.conv1", "backbone.bn1", 3, 64, 7, 2, 3, isa)?;
+        let mut blocks = Vec::with_capacity(8);
+        let mut cin = 64;
+        for (layer, cout) in [(1, 64), (2, 128), (3, 256), (4, 512)] {
+            for b in 0..2 {
+                let stride = if layer > 1 && b == 0 { 2 } else { 1 };
+                let p = format!("backbone.layer{layer}.{b}");
+                let block_in = if b == 0 { cin } else { cout };
+                let downsample = if stride != 1 || block_in != cout {
+                    Some(ConvBn::load(store, &format!("{p}.downsample.0"), &format!("{p}.downsample.1"), block_in, cout, 1, stride, 0, isa)?)
+                } else {
+                    None
+                };
+                blocks.push(BasicBlock {
+                    conv1: ConvBn::load(store, &format!("{p}.conv1"), &format!("{p}.bn1"), block_in, cout, 3, stride, 1, isa)?,
+                    conv2: ConvBn::load(store, &format!("{p}.conv2"), &format!("{p}.bn2"), cout, cout, 3, 1, 1, isa)?,
+                    downsample,
+                });
+            }
+            cin = cout;
+        }
+        Ok(ResNet18 { conv1, blocks })
+    }
+
+    /// Buffers for images up to `h x w`.
+    pub fn buffers(&self, h: usize, w: usize) -> BackboneBuffers {
+        // The largest activation is conv1's output (64 channels at half resolution); every later
+        // one is at most a quarter of that times 2.
+        let (oh, ow) = self.conv1.out_size(h, w);
+        let n = oh * ow * 64;
+        BackboneBuffers { x: vec![0.0; n], t: vec![0.0; n], d: vec![0.0; n], y: vec![0.0; n] }
+    }
+
+    /// `image`: normalised NHWC h x w x 3. Writes layer4's output (NHWC fh x fw x 512) to
+    /// `features` and returns (fh, fw).
+    pub fn forward(&self, isa: Isa, image: &[f32], h: usize, w: usize, bufs: &mut BackboneBuffers, features: &mut [f32], scratch: &mut GemmScratch) -> (usize, usize) {
+        let (h1, w1) = self.conv1.forward(isa, image, h, w, &mut bufs.t, None, true, scratch);
+        let (mut h, mut w) = max_pool_3x3_s2(&bufs.t, h1, w1, 64, &mut bufs.x);
+        let mut c = 64;
+        for block in &self.blocks {
+            let (h2, w2) = block.conv1.forward(isa, &bufs.x, h, w, &mut bufs.t, None, true, scratch);
+            let residual: &[f32] = match &block.downsample {
+                Some(ds) => {
+                    ds.forward(isa, &bufs.x, h, w, &mut bufs.d, None, false, scratch);
+                    &bufs.d
+                }
+                None => &bufs.x,
+            };
+            block.conv2.forward(isa, &bufs.t, h2, w2, &mut bufs.y, Some(residual), true, scratch);
+            core::mem::swap(&mut bufs.x, &mut bufs.y);
+            (h, w, c) = (h2, w2, block.conv2.cout);
+        }
+        features[..h * w * c].copy_from_slice(&bufs.x[..h * w * c]);
+        (h, w)
+    }
+}
+
+/// 3x3 max pool, stride 2, padding 1 (padding never wins), NHWC.
+fn max_pool_3x3_s2(input: &[f32], h: usize, w: usize, c: usize, out: &mut [f32]) -> (usize, usize) {
+    let (oh, ow) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let dst = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            dst.fill(f32::NEG_INFINITY);
+            for ky in 0..3 {
+                let iy = (oy * 2 + ky) as isize - 1;
+                if iy < 0 || iy as usize >= h {
+                    continue;
+                }
+                for kx in 0..3 {
+                    let ix = (ox * 2 + kx) as isize - 1;
+                    if ix < 0 || ix as usize >= w {
+                        continue;
+                    }
+                    let src = &input[(iy as usize * w + ix as usize) * c..][..c];
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d = d.max(s);
+                    }
+                }
+            }
+        }
+    }
+    (oh, ow)
+}

@@ -1,0 +1,369 @@
+//! The policy: weights loaded and prepacked once (`Policy::new`), every buffer allocated once
+//! (`Workspace`), and `predict` / `step` that only read and write them (ACT_SPEC.md section 1).
+use crate::checkpoint::{Normalization, TensorStore};
+use crate::config::Config;
+use crate::ensemble::TemporalEnsembler;
+use crate::error::{config_err, Error, Result};
+use crate::kernels::gemm::GemmScratch;
+use crate::kernels::Isa;
+use crate::model::backbone::{BackboneBuffers, ResNet18, FEATURE_CHANNELS};
+use crate::model::layers::{LayerNorm, Linear};
+use crate::model::pos_embed::sine_2d;
+use crate::model::transformer::{Buffers, DecoderLayer, EncoderLayer};
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// How `step` turns chunks into actions.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Ensembling {
+    /// `temporal_ensemble_coeff` of the config: ensembling if set, chunk execution otherwise.
+    #[default]
+    FromConfig,
+    /// Query every `n_action_steps` and execute the chunk's actions in order.
+    Disabled,
+    /// Query every step and ensemble with this coefficient.
+    Coefficient(f32),
+}
+
+/// Load-time options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub ensembling: Ensembling,
+    /// Force an instruction set (must be supported by this CPU); `None` picks the best.
+    pub isa: Option<Isa>,
+}
+
+struct Weights {
+    backbone: ResNet18,
+    img_proj: Linear,
+    state_proj: Linear,
+    /// `encoder_latent_input_proj(z = 0)`: its bias.
+    latent_token: Vec<f32>,
+    encoder: Vec<EncoderLayer>,
+    decoder: Vec<DecoderLayer>,
+    decoder_norm: LayerNorm,
+    action_head: Linear,
+    /// [tokens, dim]: the two learned 1-D embeddings, then each camera's 2-D sine embedding.
+    encoder_pos: Vec<f32>,
+    /// [chunk, dim].
+    query_pos: Vec<f32>,
+}
+
+struct Workspace {
+    image: Vec<f32>,
+    backbone: BackboneBuffers,
+    /// Per camera: layer4 output, NHWC [fh, fw, 512].
+    features: Vec<Vec<f32>>,
+    feature_sizes: Vec<(usize, usize)>,
+    state: Vec<f32>,
+    /// Encoder stream, then its output (memory). [rows, dim].
+    src: Vec<f32>,
+    memory_pos: Vec<f32>,
+    tgt: Vec<f32>,
+    decoder_out: Vec<f32>,
+    actions_norm: Vec<f32>,
+    layers: Buffers,
+    gemm: GemmScratch,
+}
+
+enum Stepper {
+    Ensemble(TemporalEnsembler),
+    Chunk { t: usize, chunk: Vec<f32> },
+}
+
+pub struct Policy {
+    config: Config,
+    norm: Normalization,
+    isa: Isa,
+    weights: Weights,
+    ws: Workspace,
+    stepper: Stepper,
+}
+
+/// Views into the last `predict`/`step` computation, for tests and debugging.
+pub struct Intermediates<'a> {
+    /// Per camera: ResNet-18 layer4 output, NHWC [fh, fw, 512], and (fh, fw).
+    pub backbone_features: Vec<(&'a [f32], (usize, usize))>,
+    /// Encoder output, [tokens, dim], tokens in the order latent, state, camera 0 (row-major), ...
+    pub encoder_memory: &'a [f32],
+    /// Decoder output after its final LayerNorm, [chunk, dim].
+    pub decoder_output: &'a [f32],
+    /// Actions before un-normalisation, [chunk, action_dim].
+    pub actions_normalized: &'a [f32],
+}
+
+impl Policy {
+    /// Build a policy from a parsed configuration and the checkpoint's safetensors buffers (model
+    /// weights first, then any processor files with statistics). All allocation happens here.
+    pub fn new(config: Config, buffers: &[(&[u8], &str)], options: &Options) -> Result<Policy> {
+        let isa = match options.isa {
+            Some(isa) if !isa.is_supported() => return Err(config_err("isa", format!("{isa:?} is not supported by this CPU"))),
+            Some(isa) => isa,
+            None => Isa::detect(),
+        };
+        let store = TensorStore::parse(buffers)?;
+        let norm = Normalization::load(&store, &config)?;
+        let weights = load_weights(&store, &config, isa)?;
+        let ws = Workspace::new(&config, isa, &weights);
+        let coeff = match options.ensembling {
+            Ensembling::FromConfig => config.temporal_ensemble_coeff,
+            Ensembling::Disabled => None,
+            Ensembling::Coefficient(c) if c.is_finite() && c >= 0.0 => Some(c),
+            Ensembling::Coefficient(c) => return Err(config_err("temporal_ensemble_coeff", format!("{c} must be finite and >= 0"))),
+        };
+        let stepper = match coeff {
+            Some(c) => Stepper::Ensemble(TemporalEnsembler::new(c, config.chunk_size, config.action_dim)),
+            None => Stepper::Chunk { t: 0, chunk: vec![0.0; config.chunk_size * config.action_dim] },
+        };
+        Ok(Policy { config, norm, isa, weights, ws, stepper })
+    }
+
+    /// A single-file checkpoint (config in the safetensors metadata, docs/CHECKPOINT.md).
+    pub fn from_bytes(bytes: &[u8], options: &Options) -> Result<Policy> {
+        let store = TensorStore::parse(&[(bytes, "checkpoint")])?;
+        let text = store.metadata("config").ok_or_else(|| {
+            config_err("__metadata__.config", "missing: a single-file checkpoint carries config.json in its metadata")
+        })?;
+        let config = Config::from_json(text)?;
+        drop(store);
+        Policy::new(config, &[(bytes, "checkpoint")], options)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    pub fn normalization(&self) -> &Normalization {
+        &self.norm
+    }
+
+    /// The temporal-ensembling coefficient `step` uses, or `None` for chunk execution.
+    pub fn ensemble_coefficient(&self) -> Option<f32> {
+        match &self.stepper {
+            Stepper::Ensemble(e) => Some(e.coefficient()),
+            Stepper::Chunk { .. } => None,
+        }
+    }
+
+    /// Predict one chunk: raw `qpos` (state_dim) and one u8 HWC RGB image per camera in config
+    /// order in, un-normalised actions (chunk_size x action_dim, row-major) out. Allocates nothing.
+    pub fn predict(&mut self, qpos: &[f32], images: &[&[u8]], out: &mut [f32]) -> Result<()> {
+        let n = self.config.chunk_size * self.config.action_dim;
+        check_len("actions_out", n, out.len())?;
+        self.forward(qpos, images)?;
+        let a = self.config.action_dim;
+        for (row_out, row) in out.chunks_exact_mut(a).zip(self.ws.actions_norm.chunks_exact(a)) {
+            self.unnormalize(row, row_out);
+        }
+        Ok(())
+    }
+
+    /// One control step: the action for the current time, with temporal ensembling (query every
+    /// step) or chunk execution (query every n_action_steps). Allocates nothing.
+    pub fn step(&mut self, qpos: &[f32], images: &[&[u8]], action: &mut [f32]) -> Result<()> {
+        let a = self.config.action_dim;
+        check_len("action_out", a, action.len())?;
+        match &mut self.stepper {
+            Stepper::Ensemble(_) => {
+                self.forward(qpos, images)?;
+                let Stepper::Ensemble(e) = &mut self.stepper else { unreachable!() };
+                e.push(&self.ws.actions_norm, action);
+            }
+            Stepper::Chunk { t, .. } => {
+                let k = *t % self.config.n_action_steps;
+                if k == 0 {
+                    self.forward(qpos, images)?;
+                } else {
+                    validate_inputs(&self.config, qpos, images)?;
+                }
+                let Stepper::Chunk { t, chunk } = &mut self.stepper else { unreachable!() };
+                if k == 0 {
+                    chunk.copy_from_slice(&self.ws.actions_norm);
+                }
+                *t += 1;
+                action.copy_from_slice(&chunk[k * a..(k + 1) * a]);
+            }
+        }
+        let s = &self.norm.action;
+        for (i, v) in action.iter_mut().enumerate() {
+            *v = *v * s.std[i] + s.mean[i];
+        }
+        Ok(())
+    }
+
+    /// Start a new episode: forget ensembling history and restart chunk execution.
+    pub fn reset(&mut self) {
+        match &mut self.stepper {
+            Stepper::Ensemble(e) => e.reset(),
+            Stepper::Chunk { t, .. } => *t = 0,
+        }
+    }
+
+    /// Intermediate results of the last forward pass.
+    pub fn intermediates(&self) -> Intermediates<'_> {
+        let dim = self.config.dim_model;
+        let tokens = self.config.n_tokens();
+        Intermediates {
+            backbone_features: self
+                .ws
+                .features
+                .iter()
+                .zip(&self.ws.feature_sizes)
+                .map(|(f, &(h, w))| (&f[..h * w * FEATURE_CHANNELS], (h, w)))
+                .collect(),
+            encoder_memory: &self.ws.src[..tokens * dim],
+            decoder_output: &self.ws.decoder_out[..self.config.chunk_size * dim],
+            actions_normalized: &self.ws.actions_norm,
+        }
+    }
+
+    fn unnormalize(&self, row: &[f32], out: &mut [f32]) {
+        let s = &self.norm.action;
+        for i in 0..row.len() {
+            out[i] = row[i] * s.std[i] + s.mean[i];
+        }
+    }
+
+    fn forward(&mut self, qpos: &[f32], images: &[&[u8]]) -> Result<()> {
+        validate_inputs(&self.config, qpos, images)?;
+        let (cfg, w, ws, isa, norm) = (&self.config, &self.weights, &mut self.ws, self.isa, &self.norm);
+        let dim = cfg.dim_model;
+        let eps = norm.std_eps;
+
+        // Tokens 0 and 1: the latent (z = 0) and the projected normalised state.
+        ws.src[..dim].copy_from_slice(&w.latent_token);
+        for (i, (&q, s)) in qpos.iter().zip(ws.state.iter_mut()).enumerate() {
+            *s = (q - norm.state.mean[i]) / (norm.state.std[i] + eps);
+        }
+        w.state_proj.forward(isa, &ws.state, 1, &mut ws.src[dim..2 * dim], None, false, &mut ws.gemm);
+
+        // Image tokens, camera by camera.
+        let mut row = 2;
+        for (c, cam) in cfg.cameras.iter().enumerate() {
+            let (h, wd) = (cam.height, cam.width);
+            let st = &norm.images[c];
+            let mut scale = [0.0f32; 3];
+            let mut shift = [0.0f32; 3];
+            for ch in 0..3 {
+                scale[ch] = 1.0 / (255.0 * (st.std[ch] + eps));
+                shift[ch] = st.mean[ch] / (st.std[ch] + eps);
+            }
+            for (px, out) in images[c].chunks_exact(3).zip(ws.image.chunks_exact_mut(3)) {
+                for ch in 0..3 {
+                    out[ch] = px[ch] as f32 * scale[ch] - shift[ch];
+                }
+            }
+            let (fh, fw) = w.backbone.forward(isa, &ws.image, h, wd, &mut ws.backbone, &mut ws.features[c], &mut ws.gemm);
+            w.img_proj.forward(isa, &ws.features[c], fh * fw, &mut ws.src[row * dim..], None, false, &mut ws.gemm);
+            row += fh * fw;
+        }
+        let tokens = row;
+
+        for layer in &w.encoder {
+            layer.forward(isa, cfg.feedforward_activation, &mut ws.src, &w.encoder_pos, tokens, &mut ws.layers, &mut ws.gemm);
+        }
+        let m = tokens * dim;
+        for ((o, &x), &p) in ws.memory_pos[..m].iter_mut().zip(&ws.src[..m]).zip(&w.encoder_pos[..m]) {
+            *o = x + p;
+        }
+
+        let chunk = cfg.chunk_size;
+        ws.tgt[..chunk * dim].fill(0.0);
+        for layer in &w.decoder {
+            layer.forward(isa, cfg.feedforward_activation, &mut ws.tgt, &w.query_pos, chunk, &ws.src, &ws.memory_pos, tokens, &mut ws.layers, &mut ws.gemm);
+        }
+        ws.decoder_out.copy_from_slice(&ws.tgt[..chunk * dim]);
+        w.decoder_norm.forward(&mut ws.decoder_out);
+        w.action_head.forward(isa, &ws.decoder_out, chunk, &mut ws.actions_norm, None, false, &mut ws.gemm);
+        Ok(())
+    }
+}
+
+fn check_len(input: &'static str, expected: usize, found: usize) -> Result<()> {
+    if expected != found {
+        return Err(Error::InputLength { input, expected, found });
+    }
+    Ok(())
+}
+
+fn validate_inputs(cfg: &Config, qpos: &[f32], images: &[&[u8]]) -> Result<()> {
+    check_len("qpos", cfg.state_dim, qpos.len())?;
+    if let Some(index) = qpos.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFiniteInput { input: "qpos", index });
+    }
+    check_len("images (one per camera)", cfg.cameras.len(), images.len())?;
+    for (cam, img) in cfg.cameras.iter().zip(images) {
+        check_len("image (height x width x 3 bytes)", cam.height * cam.width * 3, img.len())?;
+    }
+    Ok(())
+}
+
+fn load_weights(store: &TensorStore<'_>, cfg: &Config, isa: Isa) -> Result<Weights> {
+    let dim = cfg.dim_model;
+    let (ff, heads) = (cfg.dim_feedforward, cfg.n_heads);
+    let backbone = ResNet18::load(store, isa)?;
+    let proj = store.model("encoder_img_feat_input_proj.weight", &[dim, FEATURE_CHANNELS, 1, 1])?;
+    let proj_b = store.model("encoder_img_feat_input_proj.bias", &[dim])?;
+    let img_proj = Linear::from_parts(&proj, proj_b, FEATURE_CHANNELS, dim, isa);
+    let state_proj = Linear::load(store, "encoder_robot_state_input_proj", cfg.state_dim, dim, isa)?;
+    // Only the bias survives z = 0, but the weight's shape is still checked.
+    store.model("encoder_latent_input_proj.weight", &[dim, cfg.latent_dim])?;
+    let latent_token = store.model("encoder_latent_input_proj.bias", &[dim])?;
+    let encoder = (0..cfg.n_encoder_layers)
+        .map(|i| EncoderLayer::load(store, &format!("encoder.layers.{i}"), dim, ff, heads, isa))
+        .collect::<Result<Vec<_>>>()?;
+    let decoder = (0..cfg.n_decoder_layers)
+        .map(|i| DecoderLayer::load(store, &format!("decoder.layers.{i}"), dim, ff, heads, isa))
+        .collect::<Result<Vec<_>>>()?;
+    let decoder_norm = LayerNorm::load(store, "decoder.norm", dim)?;
+    let action_head = Linear::load(store, "action_head", dim, cfg.action_dim, isa)?;
+
+    let mut encoder_pos = store.model("encoder_1d_feature_pos_embed.weight", &[2, dim])?;
+    for cam in &cfg.cameras {
+        let (fh, fw) = Config::feature_size(cam.height, cam.width);
+        if fh == 0 || fw == 0 {
+            return Err(config_err(&format!("observation.images.{}", cam.name), "image too small for ResNet-18"));
+        }
+        encoder_pos.extend_from_slice(&sine_2d(fh, fw, dim));
+    }
+    let query_pos = store.model("decoder_pos_embed.weight", &[cfg.chunk_size, dim])?;
+    Ok(Weights { backbone, img_proj, state_proj, latent_token, encoder, decoder, decoder_norm, action_head, encoder_pos, query_pos })
+}
+
+impl Workspace {
+    fn new(cfg: &Config, isa: Isa, w: &Weights) -> Workspace {
+        let dim = cfg.dim_model;
+        let tokens = cfg.n_tokens();
+        let rows = tokens.max(cfg.chunk_size);
+        let max_h = cfg.cameras.iter().map(|c| c.height).max().unwrap_or(0);
+        let max_w = cfg.cameras.iter().map(|c| c.width).max().unwrap_or(0);
+        let feature_sizes: Vec<(usize, usize)> = cfg.cameras.iter().map(|c| Config::feature_size(c.height, c.width)).collect();
+        Workspace {
+            image: vec![0.0; cfg.cameras.iter().map(|c| c.height * c.width * 3).max().unwrap_or(0)],
+            // conv1's output size grows with each side, so the largest sides bound every camera.
+            backbone: w.backbone.buffers(max_h, max_w),
+            features: feature_sizes.iter().map(|&(h, w)| vec![0.0; h * w * FEATURE_CHANNELS]).collect(),
+            feature_sizes,
+            state: vec![0.0; cfg.state_dim],
+            src: vec![0.0; rows * dim],
+            memory_pos: vec![0.0; tokens * dim],
+            tgt: vec![0.0; rows * dim],
+            decoder_out: vec![0.0; cfg.chunk_size * dim],
+            actions_norm: vec![0.0; cfg.chunk_size * cfg.action_dim],
+            layers: Buffers::new(isa, rows, dim, cfg.dim_feedforward, cfg.n_heads),
+            gemm: GemmScratch::new(),
+        }
+    }
+}
+
+impl core::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Policy").field("config", &self.config).field("isa", &self.isa).finish_non_exhaustive()
+    }
+}
+

@@ -1,0 +1,168 @@
+//! Kernels against naive f64 references written out here, for every instruction set this CPU has.
+mod common;
+use act_core::kernels::attention::{multi_head_attention, AttentionScratch, Tokens};
+use act_core::kernels::gemm::{gemm, Epilogue, GemmScratch};
+use act_core::kernels::norm::{layer_norm, softmax_rows};
+use act_core::kernels::pack::{ConvA, ConvGeometry, MatrixA, PackedB};
+use common::{isas, rel_err, Rng};
+
+fn naive_gemm(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut c = vec![0.0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[i * n + j] = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum();
+        }
+    }
+    c
+}
+
+#[test]
+fn gemm_matches_naive_on_odd_shapes_with_epilogue() {
+    let mut rng = Rng(7);
+    // Shapes straddle MR, NR, MC (96) and KC (256) boundaries.
+    for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (13, 300, 33), (97, 257, 65), (200, 513, 40), (7, 0, 5)] {
+        let a = rng.vec(m * k);
+        let b = rng.vec(k * n);
+        let bias = rng.vec(n);
+        let res = rng.vec(m * n);
+        let mut want = naive_gemm(&a, &b, m, k, n);
+        for i in 0..m {
+            for j in 0..n {
+                let v = want[i * n + j] + bias[j] as f64 + res[i * n + j] as f64;
+                want[i * n + j] = v.max(0.0);
+            }
+        }
+        let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+        for isa in isas() {
+            let packed = PackedB::from_fn(k, n, isa.nr(), |p, j| b[p * n + j]);
+            let mut c = vec![f32::NAN; m * n];
+            let epi = Epilogue { bias: Some(&bias), residual: Some((&res, n)), relu: true };
+            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, n, epi, &mut GemmScratch::new());
+            let err = rel_err(&c, &want);
+            assert!(err < 1e-6, "{isa:?} m={m} k={k} n={n}: rel err {err}");
+        }
+    }
+}
+
+#[test]
+fn gemm_respects_leading_dimensions() {
+    let mut rng = Rng(3);
+    let (m, k, n, lda, ldc) = (10, 20, 18, 27, 31);
+    let a = rng.vec(m * lda);
+    let b = rng.vec(k * n);
+    let compact: Vec<f32> = (0..m).flat_map(|i| a[i * lda..i * lda + k].to_vec()).collect();
+    let want = naive_gemm(&compact, &b, m, k, n);
+    for isa in isas() {
+        let packed = PackedB::from_fn(k, n, isa.nr(), |p, j| b[p * n + j]);
+        let mut c = vec![-7.0f32; m * ldc];
+        gemm(isa, &MatrixA { data: &a, ld: lda, m, k }, packed.as_ref(), &mut c, ldc, Epilogue::default(), &mut GemmScratch::new());
+        for i in 0..m {
+            for j in 0..ldc {
+                if j < n {
+                    assert!((c[i * ldc + j] as f64 - want[i * n + j]).abs() < 1e-4, "{isa:?} ({i},{j})");
+                } else {
+                    assert_eq!(c[i * ldc + j], -7.0, "{isa:?} wrote outside the C block at ({i},{j})");
+                }
+            }
+        }
+    }
+}
+
+/// Direct convolution, NCHW weight [cout, cin, k, k], NHWC input and output.
+fn naive_conv(x: &[f32], g: &ConvGeometry, w: &[f32], cout: usize) -> Vec<f32> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let mut out = vec![0.0f32; oh * ow * cout];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for co in 0..cout {
+                let mut acc = 0.0f64;
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                        if iy < 0 || ix < 0 || iy as usize >= g.in_h || ix as usize >= g.in_w {
+                            continue;
+                        }
+                        for ci in 0..g.cin {
+                            let xv = x[((iy as usize) * g.in_w + ix as usize) * g.cin + ci] as f64;
+                            acc += xv * w[((co * g.cin + ci) * g.kh + ky) * g.kw + kx] as f64;
+                        }
+                    }
+                }
+                out[(oy * ow + ox) * cout + co] = acc as f32;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn implicit_gemm_convolution_matches_direct_convolution() {
+    let mut rng = Rng(11);
+    for &(h, w, cin, cout, k, stride, pad) in &[(17, 23, 3, 8, 7, 2, 3), (9, 8, 16, 20, 3, 1, 1), (10, 11, 24, 12, 3, 2, 1), (6, 6, 40, 33, 1, 2, 0)] {
+        let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride, pad };
+        let x = rng.vec(h * w * cin);
+        let wt = rng.vec(cout * cin * k * k);
+        let want = naive_conv(&x, &g, &wt, cout);
+        for isa in isas() {
+            let packed = PackedB::from_fn(g.k(), cout, isa.nr(), |p, co| {
+                let (tap, ci) = (p / cin, p % cin);
+                wt[((co * cin + ci) * k + tap / k) * k + tap % k]
+            });
+            let mut out = vec![0.0f32; g.out_h() * g.out_w() * cout];
+            gemm(isa, &ConvA { input: &x, geom: g }, packed.as_ref(), &mut out, cout, Epilogue::default(), &mut GemmScratch::new());
+            let err = rel_err(&out, &want);
+            assert!(err < 1e-6, "{isa:?} conv {h}x{w}x{cin}->{cout} k{k} s{stride}: rel err {err}");
+        }
+    }
+}
+
+#[test]
+fn layer_norm_and_softmax_match_hand_computation() {
+    // LayerNorm of [1, 2, 3, 4]: mean 2.5, population variance 1.25.
+    let mut x = vec![1.0f32, 2.0, 3.0, 4.0];
+    layer_norm(&mut x, 4, &[1.0, 2.0, 1.0, 1.0], &[0.0, 0.0, 0.5, 0.0], 1e-5);
+    let s = 1.0 / (1.25f64 + 1e-5).sqrt();
+    let want = [-1.5 * s, 2.0 * -0.5 * s, 0.5 * s + 0.5, 1.5 * s];
+    for (a, b) in x.iter().zip(want) {
+        assert!((*a as f64 - b).abs() < 1e-6, "{x:?} vs {want:?}");
+    }
+    // softmax(0.5 * [0, ln 4]) = [1/3, 2/3].
+    let mut r = vec![0.0f32, 4.0f32.ln()];
+    softmax_rows(&mut r, 2, 0.5);
+    assert!((r[0] - 1.0 / 3.0).abs() < 1e-6 && (r[1] - 2.0 / 3.0).abs() < 1e-6, "{r:?}");
+}
+
+#[test]
+fn multi_head_attention_matches_per_head_loops() {
+    let mut rng = Rng(5);
+    let (tq, tk, heads, hd) = (7, 19, 3, 8);
+    let dim = heads * hd;
+    let q = rng.vec(tq * dim);
+    let k = rng.vec(tk * dim);
+    let v = rng.vec(tk * dim);
+    let mut want = vec![0.0f32; tq * dim];
+    for h in 0..heads {
+        for i in 0..tq {
+            let scores: Vec<f64> = (0..tk)
+                .map(|j| (0..hd).map(|d| q[i * dim + h * hd + d] as f64 * k[j * dim + h * hd + d] as f64).sum::<f64>() / (hd as f64).sqrt())
+                .collect();
+            let mx = scores.iter().cloned().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = scores.iter().map(|s| (s - mx).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for d in 0..hd {
+                want[i * dim + h * hd + d] = ((0..tk).map(|j| e[j] / z * v[j * dim + h * hd + d] as f64).sum::<f64>()) as f32;
+            }
+        }
+    }
+    for isa in isas() {
+        let mut out = vec![0.0f32; tq * dim];
+        let mut scratch = AttentionScratch::new(isa, tq, tk, hd);
+        fn t(d: &[f32], len: usize, dim: usize) -> Tokens<'_> {
+            Tokens { data: d, ld: dim, len }
+        }
+        multi_head_attention(isa, t(&q, tq, dim), t(&k, tk, dim), t(&v, tk, dim), heads, hd, &mut out, dim, &mut scratch, &mut GemmScratch::new());
+        let err = rel_err(&out, &want);
+        assert!(err < 1e-6, "{isa:?}: rel err {err}");
+    }
+}
