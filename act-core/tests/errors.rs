@@ -1,0 +1,141 @@
+//! Every malformed input gets its own error, never a panic or a silent wrong answer.
+mod common;
+use act_core::{Error, Options, Policy};
+use common::{image, serialize, Tiny};
+use safetensors::Dtype;
+
+fn load(bytes: &[u8]) -> Result<Policy, Error> {
+    Policy::from_bytes(bytes, &Options::default())
+}
+
+#[test]
+fn truncated_file_is_reported_as_truncated() {
+    let bytes = Tiny::new().checkpoint(1);
+    for cut in [0, 4, 7, 100, bytes.len() / 2, bytes.len() - 1] {
+        match load(&bytes[..cut]) {
+            Err(Error::Truncated { .. }) => {}
+            other => panic!("cut at {cut}: expected Truncated, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn corrupt_header_is_reported_as_bad_header() {
+    let mut bytes = Tiny::new().checkpoint(1);
+    bytes[8] = b'X'; // the JSON header's opening brace
+    assert!(matches!(load(&bytes), Err(Error::BadHeader { .. })), "{:?}", load(&bytes));
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let t = Tiny::new();
+    let values: Vec<_> = t.values(1).into_iter().filter(|(n, _, _)| n != "model.decoder.norm.weight").collect();
+    let bytes = serialize(&values, Some(&t.config_json()), Dtype::F32);
+    assert_eq!(load(&bytes).unwrap_err(), Error::MissingTensor { name: "model.decoder.norm.weight".into() });
+}
+
+#[test]
+fn wrong_shape_names_both_shapes() {
+    let t = Tiny::new();
+    let mut values = t.values(1);
+    let head = values.iter_mut().find(|(n, _, _)| n == "model.action_head.weight").unwrap();
+    head.1 = vec![14, 17];
+    head.2 = vec![0.5; 14 * 17];
+    let bytes = serialize(&values, Some(&t.config_json()), Dtype::F32);
+    assert_eq!(
+        load(&bytes).unwrap_err(),
+        Error::ShapeMismatch { name: "model.action_head.weight".into(), expected: vec![14, 16], found: vec![14, 17] }
+    );
+}
+
+#[test]
+fn unsupported_dtype_is_named() {
+    let t = Tiny::new();
+    let values = t.values(1);
+    // Same tensors, but the action head stored as F64.
+    use safetensors::tensor::TensorView;
+    let data: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = values
+        .iter()
+        .map(|(n, s, v)| {
+            if n == "model.action_head.weight" {
+                (n.clone(), s.clone(), v.iter().flat_map(|x| (*x as f64).to_le_bytes()).collect(), Dtype::F64)
+            } else {
+                (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F32)
+            }
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = data.iter().map(|(n, s, b, d)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    let meta = std::collections::HashMap::from([("config".to_string(), t.config_json())]);
+    let bytes = safetensors::serialize(views, Some(meta)).unwrap();
+    assert_eq!(load(&bytes).unwrap_err(), Error::UnsupportedDtype { name: "model.action_head.weight".into(), dtype: "F64".into() });
+}
+
+#[test]
+fn non_finite_weight_is_named() {
+    let t = Tiny::new();
+    let mut values = t.values(1);
+    values.iter_mut().find(|(n, _, _)| n == "model.decoder_pos_embed.weight").unwrap().2[3] = f32::NAN;
+    let bytes = serialize(&values, Some(&t.config_json()), Dtype::F32);
+    assert_eq!(load(&bytes).unwrap_err(), Error::NonFiniteWeight { name: "model.decoder_pos_embed.weight".into() });
+}
+
+#[test]
+fn config_problems_name_the_field() {
+    let t = Tiny::new();
+    let values = t.values(1);
+    let no_config = serialize(&values, None, Dtype::F32);
+    assert!(matches!(load(&no_config), Err(Error::Config { field, .. }) if field == "__metadata__.config"));
+    for (from, to, field) in [
+        ("\"n_heads\": 2", "\"n_heads\": 3", "n_heads"),
+        ("\"pre_norm\": false", "\"pre_norm\": true", "pre_norm"),
+        ("\"chunk_size\": 5", "\"chunk_size\": 0", "chunk_size"),
+        ("\"vision_backbone\": \"resnet18\"", "\"vision_backbone\": \"resnet50\"", "vision_backbone"),
+    ] {
+        let cfg = t.config_json().replace(from, to);
+        assert_ne!(cfg, t.config_json(), "replacement {from} did not apply");
+        let bytes = serialize(&values, Some(&cfg), Dtype::F32);
+        match load(&bytes) {
+            Err(Error::Config { field: f, .. }) if f == field => {}
+            other => panic!("{field}: expected a Config error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_are_rejected_before_computing() {
+    let t = Tiny::new();
+    let mut p = load(&t.checkpoint(1)).unwrap();
+    let img = image(64, 64, 2);
+    let qpos = [0.1f32; 14];
+    let mut out = vec![0.0f32; 5 * 14];
+    assert_eq!(p.predict(&qpos[..13], &[&img], &mut out).unwrap_err(), Error::InputLength { input: "qpos", expected: 14, found: 13 });
+    assert!(matches!(p.predict(&qpos, &[&img[..100]], &mut out), Err(Error::InputLength { expected: 12288, found: 100, .. })));
+    assert!(matches!(p.predict(&qpos, &[], &mut out), Err(Error::InputLength { expected: 1, found: 0, .. })));
+    assert!(matches!(p.predict(&qpos, &[&img], &mut out[..10]), Err(Error::InputLength { input: "actions_out", .. })));
+    let mut nan = qpos;
+    nan[3] = f32::NAN;
+    assert_eq!(p.predict(&nan, &[&img], &mut out).unwrap_err(), Error::NonFiniteInput { input: "qpos", index: 3 });
+    nan[3] = f32::INFINITY;
+    let mut action = [0.0f32; 14];
+    assert_eq!(p.step(&nan, &[&img], &mut action).unwrap_err(), Error::NonFiniteInput { input: "qpos", index: 3 });
+    // After the rejected calls the policy still works and its outputs are finite.
+    p.predict(&qpos, &[&img], &mut out).unwrap();
+    assert!(out.iter().all(|v| v.is_finite()));
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn open_reports_missing_files_and_directories_without_model() {
+    let dir = std::env::temp_dir().join(format!("act-core-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(matches!(Policy::open(dir.join("nope.safetensors"), &Options::default()), Err(Error::Io { .. })));
+    // A directory with config.json but no model.safetensors.
+    std::fs::write(dir.join("config.json"), Tiny::new().config_json()).unwrap();
+    match Policy::open(&dir, &Options::default()) {
+        Err(Error::Io { path, .. }) => assert!(path.ends_with("model.safetensors"), "{path}"),
+        other => panic!("expected Io error, got {other:?}"),
+    }
+    std::fs::write(dir.join("model.safetensors"), b"abc").unwrap();
+    assert!(matches!(Policy::open(&dir, &Options::default()), Err(Error::Truncated { .. })));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,58 @@
+//! `predict`, `step` and `reset` allocate nothing: a counting global allocator proves it.
+mod common;
+use act_core::{Ensembling, Options, Policy};
+use common::{image, Tiny};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn predict_step_and_reset_allocate_nothing() {
+    let mut t = Tiny::new();
+    t.cameras = vec![("top", 64, 64), ("left_wrist", 48, 80)];
+    let bytes = t.checkpoint(3);
+    let imgs = [image(64, 64, 1), image(48, 80, 2)];
+    let views: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
+    let qpos = [0.2f32; 14];
+    let mut chunk = vec![0.0f32; t.chunk * t.action];
+    let mut action = [0.0f32; 14];
+    for ensembling in [Ensembling::Coefficient(0.01), Ensembling::Disabled] {
+        let mut p = Policy::from_bytes(&bytes, &Options { ensembling, ..Default::default() }).unwrap();
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            p.predict(&qpos, &views, &mut chunk).unwrap();
+            for _ in 0..7 {
+                p.step(&qpos, &views, &mut action).unwrap();
+            }
+            p.reset();
+        }
+        // Errors on bad input allocate nothing either.
+        assert!(p.predict(&qpos[..3], &views, &mut chunk).is_err());
+        let after = ALLOCATIONS.load(Ordering::SeqCst);
+        assert_eq!(after - before, 0, "{ensembling:?}: {} allocations during predict/step/reset", after - before);
+        // The counter works: loading does allocate.
+        let again = Policy::from_bytes(&bytes, &Options::default()).unwrap();
+        assert!(ALLOCATIONS.load(Ordering::SeqCst) > after);
+        drop(again);
+    }
+}
