@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a fresh or ready machine: setup (idempotent), then cargo test.
+# Slow tests at full model size are `#[ignore]`d; run them with `scripts/test.sh -- --ignored`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+cargo test --workspace --locked "$@"
