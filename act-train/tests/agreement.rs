@@ -1,0 +1,212 @@
+//! act-core against libtorch on the same random weights and inputs: final actions AND the
+//! intermediates (backbone features, encoder memory, decoder output), at every supported size,
+//! with f32, f16 and bf16 weights, single-file and directory checkpoints, LeRobot and original
+//! key names, one and two cameras.
+//!
+//! The default size (dim 512, ff 3200, 4 encoder layers, one 480x640 camera) takes about 10 s
+//! and runs in the normal suite; set ACT_AGREEMENT_SKIP_DEFAULT=1 to leave it out.
+use act_core::{Options, Policy};
+use act_train::export::{export_checkpoint, load_weights};
+use act_train::model::{normalize_image_u8, randomize_for_tests, Act};
+use act_train::random_export::random_stats;
+use act_train::{ActConfig, CheckpointForm, ExportOptions, KeyNames, Stats, WeightDtype};
+use std::path::PathBuf;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let num: f64 = a.iter().zip(b).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+fn to_vec(t: &Tensor) -> Vec<f32> {
+    let t = t.to_kind(Kind::Float).contiguous().view([-1]);
+    Vec::<f32>::try_from(&t).unwrap()
+}
+
+struct Observation {
+    qpos: Vec<f32>,
+    images: Vec<Vec<u8>>,
+}
+
+fn observation(cfg: &ActConfig, seed: u64) -> Observation {
+    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let qpos = (0..cfg.state_dim()).map(|_| (next() % 2000) as f32 / 1000.0 - 1.0).collect();
+    let images = cfg.cameras().iter().map(|(_, h, w)| (0..h * w * 3).map(|_| (next() % 256) as u8).collect()).collect();
+    Observation { qpos, images }
+}
+
+/// libtorch's forward on one observation: (un-normalised actions, outputs of forward_inference).
+fn torch_forward(model: &Act, cfg: &ActConfig, stats: &Stats, obs: &Observation) -> (Vec<f32>, act_train::ActOutputs) {
+    let q: Vec<f32> = obs.qpos.iter().enumerate().map(|(i, &v)| (v - stats.state_mean[i]) / (stats.state_std[i] + stats.std_eps)).collect();
+    let qpos = Tensor::from_slice(&q).view([1, -1]);
+    let images: Vec<Tensor> = cfg
+        .cameras()
+        .iter()
+        .zip(&obs.images)
+        .map(|((_, h, w), img)| normalize_image_u8(&Tensor::from_slice(img).view([*h, *w, 3])))
+        .collect();
+    let out = tch::no_grad(|| model.forward_inference(&qpos, &images));
+    let a = cfg.action_dim() as usize;
+    let actions: Vec<f32> = to_vec(&out.actions).chunks(a).flat_map(|row| (0..a).map(|i| row[i] * stats.action_std[i] + stats.action_mean[i]).collect::<Vec<_>>()).collect();
+    (actions, out)
+}
+
+struct Case {
+    name: String,
+    cfg: ActConfig,
+    dtype: WeightDtype,
+    form: CheckpointForm,
+    names: KeyNames,
+    processor_files: bool,
+}
+
+fn tmp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("act-agreement-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Returns (action rel err vs libtorch f32, worst intermediate rel err, action rel err vs
+/// libtorch running the exported, rounded weights).
+fn run_case(case: &Case, seed: i64) -> (f64, f64, f64) {
+    let cfg = &case.cfg;
+    let vs = VarStore::new(Device::Cpu);
+    let model = Act::new(&vs.root(), cfg).unwrap();
+    randomize_for_tests(&vs, seed);
+    let stats = random_stats(cfg, seed + 1);
+    let path = tmp_path(&case.name.replace([' ', ','], "_"));
+    let opts = ExportOptions { dtype: case.dtype, names: case.names.clone(), processor_files: case.processor_files };
+    export_checkpoint(case.form, &path, &vs, cfg, &stats, &opts).unwrap();
+
+    let mut policy = Policy::open(&path, &Options::default()).unwrap_or_else(|e| panic!("{}: act-core cannot load: {e}", case.name));
+    let (chunk, a, dim) = (cfg.chunk_size as usize, cfg.action_dim() as usize, cfg.dim_model as usize);
+
+    // libtorch with the weights exactly as act-core reads them (rounded for f16/bf16).
+    let vs_rounded = VarStore::new(Device::Cpu);
+    let model_rounded = Act::new(&vs_rounded.root(), cfg).unwrap();
+    load_weights(&vs_rounded, &path).unwrap();
+
+    let mut worst_action = 0.0f64;
+    let mut worst_inter = 0.0f64;
+    let mut worst_rounded = 0.0f64;
+    let mut first_actions: Option<Vec<f32>> = None;
+    for obs_seed in 0..2u64 {
+        let obs = observation(cfg, seed as u64 * 10 + obs_seed);
+        let (want, _) = torch_forward(&model, cfg, &stats, &obs);
+        let (want_rounded, outs_rounded) = torch_forward(&model_rounded, cfg, &stats, &obs);
+        let mut got = vec![0.0f32; chunk * a];
+        let images: Vec<&[u8]> = obs.images.iter().map(|v| v.as_slice()).collect();
+        policy.predict(&obs.qpos, &images, &mut got).unwrap();
+        assert!(got.iter().all(|v| v.is_finite()), "{}: non-finite actions", case.name);
+
+        worst_action = worst_action.max(rel_err(&got, &want));
+        worst_rounded = worst_rounded.max(rel_err(&got, &want_rounded));
+        // Intermediates against libtorch on the same (rounded) weights.
+        let inter = policy.intermediates();
+        for (c, (feat, (fh, fw))) in inter.backbone_features.iter().enumerate() {
+            let torch_nhwc = outs_rounded.backbone_features[c].permute([0, 2, 3, 1]);
+            assert_eq!(outs_rounded.backbone_features[c].size()[2..], [*fh as i64, *fw as i64]);
+            worst_inter = worst_inter.max(rel_err(feat, &to_vec(&torch_nhwc)));
+        }
+        worst_inter = worst_inter.max(rel_err(inter.encoder_memory, &to_vec(&outs_rounded.encoder_memory)));
+        worst_inter = worst_inter.max(rel_err(inter.decoder_output, &to_vec(&outs_rounded.decoder_output)));
+        worst_inter = worst_inter.max(rel_err(inter.actions_normalized, &to_vec(&outs_rounded.actions)));
+        assert_eq!(inter.encoder_memory.len(), (cfg_tokens(cfg)) * dim);
+
+        // Different observations must give clearly different actions, or the comparison above
+        // could pass with a backbone that does not matter.
+        match &first_actions {
+            None => first_actions = Some(got.clone()),
+            Some(prev) => {
+                let d = rel_err(&got, prev);
+                assert!(d > 1e-3, "{}: two observations gave actions only {d:.2e} apart", case.name);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&path);
+    let _ = std::fs::remove_file(&path);
+    (worst_action, worst_inter, worst_rounded)
+}
+
+fn cfg_tokens(cfg: &ActConfig) -> usize {
+    2 + cfg.cameras().iter().map(|(_, h, w)| {
+        let (fh, fw) = act_core::Config::feature_size(*h as usize, *w as usize);
+        fh * fw
+    }).sum::<usize>()
+}
+
+fn check(cases: Vec<Case>) {
+    let mut report = String::from("\n| case | dtype | rel err vs libtorch f32 | vs libtorch same weights | worst intermediate |\n|---|---|---|---|---|\n");
+    let mut failures = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let (act, inter, rounded) = run_case(case, 100 + i as i64);
+        let bound = match case.dtype {
+            WeightDtype::F32 => 1e-5,
+            _ => 1e-2,
+        };
+        report.push_str(&format!("| {} | {:?} | {act:.2e} | {rounded:.2e} | {inter:.2e} |\n", case.name, case.dtype));
+        if act > bound {
+            failures.push(format!("{}: actions rel err {act:.2e} > {bound:.0e}", case.name));
+        }
+        if rounded > 1e-5 {
+            failures.push(format!("{}: rel err {rounded:.2e} against libtorch on the same rounded weights", case.name));
+        }
+        if inter > 5e-5 {
+            failures.push(format!("{}: intermediate rel err {inter:.2e} > 5e-5", case.name));
+        }
+    }
+    println!("{report}");
+    assert!(failures.is_empty(), "{report}\n{}", failures.join("\n"));
+}
+
+fn case(name: &str, cfg: ActConfig, dtype: WeightDtype) -> Case {
+    Case { name: name.into(), cfg, dtype, form: CheckpointForm::Single, names: KeyNames::LeRobot, processor_files: false }
+}
+
+#[test]
+fn tiny_agrees_in_every_dtype_form_and_naming() {
+    let two_cams = ActConfig::tiny().with_cameras(&[("top", 64, 64), ("left_wrist", 48, 96)]);
+    let mut three_layers = ActConfig::tiny();
+    three_layers.n_encoder_layers = 3;
+    three_layers.n_decoder_layers = 2;
+    let mut cases = vec![
+        case("tiny", ActConfig::tiny(), WeightDtype::F32),
+        case("tiny", ActConfig::tiny(), WeightDtype::F16),
+        case("tiny", ActConfig::tiny(), WeightDtype::BF16),
+        case("tiny 2 cameras", two_cams.clone(), WeightDtype::F32),
+        case("tiny 2 cameras", two_cams, WeightDtype::BF16),
+        case("tiny 3 enc + 2 dec layers", three_layers, WeightDtype::F32),
+    ];
+    cases.push(Case { form: CheckpointForm::Dir, ..case("tiny dir form", ActConfig::tiny(), WeightDtype::F32) });
+    cases.push(Case { form: CheckpointForm::Dir, processor_files: true, ..case("tiny dir form, processor stats", ActConfig::tiny(), WeightDtype::F32) });
+    cases.push(Case {
+        names: KeyNames::Original { model_prefix: true, include_unused: true },
+        ..case("tiny original ACT names", ActConfig::tiny(), WeightDtype::F32)
+    });
+    check(cases);
+}
+
+#[test]
+fn small_agrees() {
+    let s = ActConfig::small();
+    check(vec![case("small", s.clone(), WeightDtype::F32), case("small", s.clone(), WeightDtype::F16), case("small", s, WeightDtype::BF16)]);
+}
+
+#[test]
+fn default_size_agrees() {
+    if std::env::var_os("ACT_AGREEMENT_SKIP_DEFAULT").is_some() {
+        eprintln!("default size skipped by ACT_AGREEMENT_SKIP_DEFAULT");
+        return;
+    }
+    let d = ActConfig::default_aloha();
+    check(vec![case("default", d.clone(), WeightDtype::F32), case("default", d.clone(), WeightDtype::F16), case("default", d, WeightDtype::BF16)]);
+}
+
