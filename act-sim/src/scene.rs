@@ -102,11 +102,11 @@ fn objects(task: Task) -> &'static str {
     <body name="socket" pos="-0.15 0.5 0.05">
       <freejoint name="blue_socket_joint"/>
       <inertial pos="0 0 0" mass="0.05" diaginertia="0.002 0.002 0.002"/>
-      <geom name="socket-1" type="box" size="0.05 0.015 0.0015" pos="0.02 0 -0.0165" rgba="0 0 1 1" condim="4" friction="1 0.005 0.0001"/>
-      <geom name="socket-2" type="box" size="0.05 0.015 0.0015" pos="0.02 0 0.0165" rgba="0 0 1 1" condim="4" friction="1 0.005 0.0001"/>
-      <geom name="socket-3" type="box" size="0.05 0.0015 0.018" pos="0.02 0.0165 0" rgba="0 0 1 1" condim="4" friction="1 0.005 0.0001"/>
-      <geom name="socket-4" type="box" size="0.05 0.0015 0.018" pos="0.02 -0.0165 0" rgba="0 0 1 1" condim="4" friction="1 0.005 0.0001"/>
-      <geom name="pin" type="box" size="0.005 0.006 0.006" pos="0.03 0 0" rgba="1 0 0 1" condim="4" friction="1 0.005 0.0001"/>
+      <geom name="socket-1" type="box" size="0.05 0.015 0.0015" pos="0.03 0 -0.0165" rgba="0 0 1 1" condim="4" friction="1 0.005 0.0001"/>
+      <geom name="socket-2" type="box" size="0.05 0.015 0.0015" pos="0.03 0 0.0165" rgba="0 0 1 1" condim="4" friction="1 0.005 0.0001"/>
+      <geom name="socket-3" type="box" size="0.05 0.0015 0.018" pos="0.03 0.0165 0" rgba="0 0 1 1" condim="4" friction="1 0.005 0.0001"/>
+      <geom name="socket-4" type="box" size="0.05 0.0015 0.018" pos="0.03 -0.0165 0" rgba="0 0 1 1" condim="4" friction="1 0.005 0.0001"/>
+      <geom name="pin" type="box" size="0.005 0.006 0.006" pos="0.06 0 0" rgba="1 0 0 1" condim="4" friction="1 0.005 0.0001"/>
     </body>"#
         }
     }
@@ -121,7 +121,7 @@ pub fn scene_xml(task: Task, ee: bool, offscreen: (usize, usize)) -> String {
     s.push_str(&format!(
         r#"<mujoco model="aloha_{task}">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="0.002" integrator="implicitfast"/>
+  <option timestep="0.002" integrator="implicitfast" cone="elliptic" impratio="10"/>
   <visual>
     <global offwidth="{ow}" offheight="{oh}"/>
     <quality shadowsize="0" offsamples="0"/>
@@ -179,8 +179,8 @@ pub fn scene_xml(task: Task, ee: bool, offscreen: (usize, usize)) -> String {
         // degrees about z relative to it).
         s.push_str(&format!(
             r#"  <equality>
-    <weld body1="mocap_left" body2="left/gripper_link" relpose="{m} 0 0 1 0 0 0" solref="0.01 1" solimp="0.25 0.25 0.001"/>
-    <weld body1="mocap_right" body2="right/gripper_link" relpose="{p} 0 0 0 0 0 1" solref="0.01 1" solimp="0.25 0.25 0.001"/>
+    <weld body1="mocap_left" body2="left/gripper_link" relpose="{m} 0 0 1 0 0 0" solref="0.01 1" solimp="0.95 0.99 0.001"/>
+    <weld body1="mocap_right" body2="right/gripper_link" relpose="{p} 0 0 0 0 0 1" solref="0.01 1" solimp="0.95 0.99 0.001"/>
   </equality>
 "#,
             m = -EE_OFFSET,
