@@ -157,6 +157,11 @@ impl Sim {
         Ok(Self { task, ee, data, ids, renderer })
     }
 
+    /// (height, width) of the rendered images, when cameras were requested.
+    pub fn image_hw(&self) -> Option<(usize, usize)> {
+        self.renderer.as_ref().map(|r| (r.height, r.width))
+    }
+
     pub fn model(&self) -> &MjModel {
         self.data.model()
     }

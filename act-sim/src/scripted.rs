@@ -155,6 +155,8 @@ pub struct Episode {
     pub actions: Vec<[f32; 14]>,
     /// Rewards of the replay after each of its steps.
     pub rewards: Vec<u32>,
+    /// (height, width) of the images, when there are any.
+    pub image_hw: Option<(usize, usize)>,
     pub ee_max_reward: u32,
     pub max_reward: u32,
 }
@@ -219,5 +221,6 @@ pub fn record_episode(ee: &mut EeEnv, joint: &mut JointEnv, seed: u64) -> Result
     }
     let max_reward = rewards.iter().copied().max().unwrap_or(0);
     let actions = traj[..t_len].to_vec();
-    Ok(Episode { task, object_pose, qpos, qvel, images, actions, rewards, ee_max_reward, max_reward })
+    let image_hw = if images.is_empty() { None } else { joint.sim.image_hw() };
+    Ok(Episode { task, object_pose, qpos, qvel, images, actions, rewards, image_hw, ee_max_reward, max_reward })
 }
