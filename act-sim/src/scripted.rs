@@ -52,10 +52,7 @@ pub fn interpolate(traj: &[Waypoint], t: usize) -> Waypoint {
     let (a, b) = (traj[i], traj[i + 1]);
     let f = (t - a.t) as f64 / (b.t - a.t) as f64;
     let lerp = |x: f64, y: f64| x + (y - x) * f;
-    let mut q = [0.0; 4];
-    for k in 0..4 {
-        q[k] = lerp(a.quat[k], b.quat[k]);
-    }
+    let mut q: Quat = std::array::from_fn(|k| lerp(a.quat[k], b.quat[k]));
     let n = q.iter().map(|v| v * v).sum::<f64>().sqrt();
     for v in &mut q {
         *v /= n;
