@@ -1,0 +1,352 @@
+//! `act-sim`: record scripted ACT episodes, render/replay them into videos, measure scripted success.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use act_sim::dataset::{EpisodeFile, write_episode};
+use act_sim::env::{EeEnv, JointEnv};
+use act_sim::scripted::record_episode;
+use act_sim::video::{VideoWriter, ffmpeg_available, hconcat, write_png};
+use act_sim::{Task, scene};
+
+#[derive(Parser)]
+#[command(name = "act-sim", about = "Simulated bimanual ALOHA (MuJoCo) for ACT", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Record scripted demonstrations as episode_{i}.hdf5 in the original ACT layout.
+    Record {
+        #[arg(long)]
+        task: String,
+        #[arg(long)]
+        dataset_dir: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        num_episodes: usize,
+        /// Camera to record (repeatable); default: top.
+        #[arg(long = "camera")]
+        cameras: Vec<String>,
+        #[arg(long, default_value_t = 480)]
+        height: usize,
+        #[arg(long, default_value_t = 640)]
+        width: usize,
+        /// Episode i uses seed S + i for the object placement.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Turn an episode file into a video and/or a PNG of one frame.
+    Replay {
+        /// Episode file (ACT HDF5 layout).
+        episode: PathBuf,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Roll a scripted episode out live (EE rollout + joint-space replay) and render it.
+    Render {
+        #[arg(long)]
+        task: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 480)]
+        height: usize,
+        #[arg(long, default_value_t = 640)]
+        width: usize,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Success of the scripted policies per reward stage over many seeds (EE rollout and replay).
+    ScriptedSuccess {
+        #[arg(long)]
+        task: String,
+        #[arg(long, default_value_t = 50)]
+        num_episodes: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Print the generated MJCF of a task's scene.
+    SceneXml {
+        #[arg(long)]
+        task: String,
+        /// The end-effector (mocap) variant.
+        #[arg(long)]
+        ee: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// Cameras to show side by side (repeatable); default: top (or the file's first camera).
+    #[arg(long = "camera")]
+    cameras: Vec<String>,
+    /// Video output (.mp4 through ffmpeg, or .gif). Default: <name>.mp4 if ffmpeg is on PATH,
+    /// else <name>.gif, next to the episode (replay) or in the current directory (render).
+    #[arg(long)]
+    video: Option<PathBuf>,
+    /// Do not write a video.
+    #[arg(long)]
+    no_video: bool,
+    /// Write frame --frame as PNG to this path.
+    #[arg(long)]
+    png: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    frame: usize,
+    /// Use every k-th frame in the video (default 1 for mp4, 2 for gif).
+    #[arg(long)]
+    every: Option<usize>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Record { task, dataset_dir, num_episodes, cameras, height, width, seed } => {
+            record(&task, &dataset_dir, num_episodes, cameras, height, width, seed)
+        }
+        Cmd::Replay { episode, out } => replay(&episode, &out),
+        Cmd::Render { task, seed, height, width, out } => render(&task, seed, height, width, &out),
+        Cmd::ScriptedSuccess { task, num_episodes, seed } => scripted_success(&task, num_episodes, seed),
+        Cmd::SceneXml { task, ee } => {
+            print!("{}", scene::scene_xml(Task::from_name(&task)?, ee, (640, 480)));
+            Ok(())
+        }
+    }
+}
+
+fn check_cameras(cameras: &[String]) -> Result<()> {
+    for c in cameras {
+        if !scene::CAMERAS.contains(&c.as_str()) {
+            bail!("unknown camera {c:?}; cameras: {}", scene::CAMERAS.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn record(
+    task: &str,
+    dir: &Path,
+    n: usize,
+    mut cameras: Vec<String>,
+    height: usize,
+    width: usize,
+    seed: u64,
+) -> Result<()> {
+    let task = Task::from_name(task)?;
+    if cameras.is_empty() {
+        cameras.push("top".into());
+    }
+    check_cameras(&cameras)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create dataset directory {}", dir.display()))?;
+    // Probe writability before simulating anything.
+    let probe = dir.join(format!(".act-sim-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| format!("dataset directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+
+    let mut ee = EeEnv::new(task, &[], height, width)?;
+    let mut joint = JointEnv::new(task, &cameras, height, width)?;
+    let pb = ProgressBar::new(n as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} episodes [{elapsed_precise} < {eta_precise}] {msg}")
+            .unwrap(),
+    );
+    let start = Instant::now();
+    let mut successes = 0;
+    let mut stages = [0usize; 5];
+    for i in 0..n {
+        let ep = record_episode(&mut ee, &mut joint, seed + i as u64)?;
+        let path = dir.join(format!("episode_{i}.hdf5"));
+        write_episode(&path, &ep)?;
+        if ep.success() {
+            successes += 1;
+        }
+        for (s, c) in stages.iter_mut().enumerate() {
+            if ep.max_reward as usize >= s {
+                *c += 1;
+            }
+        }
+        let line = format!(
+            "episode {i} (seed {}): {} (max reward {}/{} in replay, {} in EE rollout) -> {}",
+            seed + i as u64,
+            if ep.success() { "success" } else { "FAILURE" },
+            ep.max_reward,
+            task.max_reward(),
+            ep.ee_max_reward,
+            path.display()
+        );
+        pb.suspend(|| println!("{line}"));
+        pb.inc(1);
+        pb.set_message(format!("{successes}/{} succeeded", i + 1));
+    }
+    pb.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "success rate: {successes}/{n} = {:.1} %  (reward >= 1: {}, >= 2: {}, >= 3: {}, = 4: {})",
+        100.0 * successes as f64 / n.max(1) as f64,
+        stages[1],
+        stages[2],
+        stages[3],
+        stages[4]
+    );
+    println!(
+        "recorded {n} episodes of {} steps with {} camera(s) at {height}x{width} in {secs:.1} s ({:.2} s/episode)",
+        task.episode_len(),
+        cameras.len(),
+        secs / n.max(1) as f64
+    );
+    Ok(())
+}
+
+fn default_video(stem: &Path) -> PathBuf {
+    stem.with_extension(if ffmpeg_available() { "mp4" } else { "gif" })
+}
+
+/// Write frames (provided by `get(t) -> Vec of per-camera frames`) as video and/or PNG.
+fn write_outputs(
+    out: &OutputArgs,
+    default_stem: &Path,
+    n_frames: usize,
+    h: usize,
+    w: usize,
+    mut get: impl FnMut(usize) -> Result<Vec<Vec<u8>>>,
+) -> Result<()> {
+    if n_frames == 0 {
+        bail!("no frames to write");
+    }
+    if let Some(png) = &out.png {
+        if out.frame >= n_frames {
+            bail!("--frame {} out of range (0..{n_frames})", out.frame);
+        }
+        let frames = get(out.frame)?;
+        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+        write_png(png, w * refs.len(), h, &hconcat(&refs, w, h))?;
+        println!("wrote frame {} to {}", out.frame, png.display());
+    }
+    if out.no_video {
+        return Ok(());
+    }
+    let path = out.video.clone().unwrap_or_else(|| default_video(default_stem));
+    let is_gif = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gif"));
+    let every = out.every.unwrap_or(if is_gif { 2 } else { 1 }).max(1);
+    let mut ncam = 0;
+    let mut writer: Option<VideoWriter> = None;
+    let pb = ProgressBar::new(n_frames.div_ceil(every) as u64);
+    for t in (0..n_frames).step_by(every) {
+        let frames = get(t)?;
+        ncam = frames.len();
+        let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+        let img = hconcat(&refs, w, h);
+        if writer.is_none() {
+            writer = Some(VideoWriter::create(&path, w * ncam, h, 50.0 / every as f64)?);
+        }
+        writer.as_mut().unwrap().push(&img)?;
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    writer.unwrap().finish()?;
+    println!("wrote {} ({} frames, {ncam} camera(s))", path.display(), n_frames.div_ceil(every));
+    Ok(())
+}
+
+fn replay(episode: &Path, out: &OutputArgs) -> Result<()> {
+    let ep = EpisodeFile::open(episode)?;
+    if ep.cameras.is_empty() {
+        bail!("{}: the episode has no images to show", episode.display());
+    }
+    let cams = if out.cameras.is_empty() { vec![ep.camera_names()[0].clone()] } else { out.cameras.clone() };
+    let mut hw = None;
+    for c in &cams {
+        let Some((_, (_, h, w))) = ep.cameras.iter().find(|(n, _)| n == c) else {
+            bail!("episode has no camera {c:?} (has: {})", ep.camera_names().join(", "));
+        };
+        if hw.is_some_and(|x| x != (*h, *w)) {
+            bail!("cameras of different sizes cannot be shown side by side");
+        }
+        hw = Some((*h, *w));
+    }
+    let (h, w) = hw.unwrap();
+    println!(
+        "{}: {} steps, sim = {:?}, cameras: {}",
+        episode.display(),
+        ep.len(),
+        ep.sim,
+        ep.camera_names().join(", ")
+    );
+    write_outputs(out, episode, ep.len(), h, w, |t| {
+        cams.iter().map(|c| ep.frame(c, t).map(|f| f.2)).collect()
+    })
+}
+
+fn render(task: &str, seed: u64, height: usize, width: usize, out: &OutputArgs) -> Result<()> {
+    let task = Task::from_name(task)?;
+    let cams = if out.cameras.is_empty() { vec!["top".to_string()] } else { out.cameras.clone() };
+    check_cameras(&cams)?;
+    let mut ee = EeEnv::new(task, &[], height, width)?;
+    let mut joint = JointEnv::new(task, &cams, height, width)?;
+    let ep = record_episode(&mut ee, &mut joint, seed)?;
+    println!(
+        "{} seed {seed}: {} (max reward {} in replay, {} in EE rollout)",
+        task.name(),
+        if ep.success() { "success" } else { "failure" },
+        ep.max_reward,
+        ep.ee_max_reward
+    );
+    let stem = PathBuf::from(format!("{}_seed{seed}", task.name()));
+    write_outputs(out, &stem, ep.qpos.len(), height, width, |t| {
+        Ok(ep.images.iter().map(|(_, f)| f[t].clone()).collect())
+    })
+}
+
+fn scripted_success(task: &str, n: usize, seed: u64) -> Result<()> {
+    let task = Task::from_name(task)?;
+    let mut ee = EeEnv::new(task, &[], 480, 640)?;
+    let mut joint = JointEnv::new(task, &[], 480, 640)?;
+    let mut ee_stage = [0usize; 5];
+    let mut rp_stage = [0usize; 5];
+    let pb = ProgressBar::new(n as u64);
+    let mut failed = Vec::new();
+    for i in 0..n {
+        let s = seed + i as u64;
+        let ep = record_episode(&mut ee, &mut joint, s)?;
+        for r in 0..5 {
+            if ep.ee_max_reward as usize >= r {
+                ee_stage[r] += 1;
+            }
+            if ep.max_reward as usize >= r {
+                rp_stage[r] += 1;
+            }
+        }
+        if !ep.success() {
+            failed.push(format!("{s} (max {})", ep.max_reward));
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    println!("{}: {n} episodes, seeds {seed}..{}", task.name(), seed + n as u64 - 1);
+    println!("| stage (max reward >=) | EE rollout | joint-space replay |");
+    println!("|---|---|---|");
+    for r in 1..5 {
+        println!(
+            "| {r} | {}/{n} ({:.0} %) | {}/{n} ({:.0} %) |",
+            ee_stage[r],
+            100.0 * ee_stage[r] as f64 / n as f64,
+            rp_stage[r],
+            100.0 * rp_stage[r] as f64 / n as f64
+        );
+    }
+    if !failed.is_empty() {
+        println!("replay failures: {}", failed.join(", "));
+    }
+    Ok(())
+}
