@@ -1,0 +1,5 @@
+include!("../build-support/rpath.rs");
+
+fn main() {
+    add_rpath_from_env("LIBTORCH", "lib");
+}
