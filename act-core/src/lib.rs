@@ -22,6 +22,7 @@ pub mod policy;
 #[cfg(feature = "std")]
 mod fs;
 
+pub use checkpoint::{Normalization, Stats};
 pub use config::{Activation, Camera, Config};
 pub use ensemble::TemporalEnsembler;
 pub use error::{Error, Result};

@@ -32,6 +32,9 @@ pub struct Options {
     pub ensembling: Ensembling,
     /// Force an instruction set (must be supported by this CPU); `None` picks the best.
     pub isa: Option<Isa>,
+    /// Without ensembling, query every this many steps (1..=chunk_size); `None`: the config's
+    /// `n_action_steps`.
+    pub n_action_steps: Option<usize>,
 }
 
 struct Weights {
@@ -102,6 +105,13 @@ impl Policy {
             Some(isa) => isa,
             None => Isa::detect(),
         };
+        let mut config = config;
+        if let Some(k) = options.n_action_steps {
+            if k == 0 || k > config.chunk_size {
+                return Err(config_err("n_action_steps", format!("{k} is outside 1..={}", config.chunk_size)));
+            }
+            config.n_action_steps = k;
+        }
         let store = TensorStore::parse(buffers)?;
         let norm = Normalization::load(&store, &config)?;
         let weights = load_weights(&store, &config, isa)?;

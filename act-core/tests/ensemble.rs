@@ -32,6 +32,8 @@ fn step_ensembles_predicted_chunks_and_chunk_mode_replays_them() {
     let m = 0.3f32;
     let mut ens = Policy::from_bytes(&bytes, &Options { ensembling: Ensembling::Coefficient(m), ..Default::default() }).unwrap();
     let mut plain = Policy::from_bytes(&bytes, &Options { ensembling: Ensembling::Disabled, ..Default::default() }).unwrap();
+    let mut every2 = Policy::from_bytes(&bytes, &Options { ensembling: Ensembling::Disabled, n_action_steps: Some(2), ..Default::default() }).unwrap();
+    assert!(Policy::from_bytes(&bytes, &Options { n_action_steps: Some(t.chunk + 1), ..Default::default() }).is_err());
     assert_eq!(ens.ensemble_coefficient(), Some(m));
     assert_eq!(plain.ensemble_coefficient(), None);
     let (c, a) = (t.chunk, t.action);
@@ -60,13 +62,20 @@ fn step_ensembles_predicted_chunks_and_chunk_mode_replays_them() {
             let w = want[j] / total;
             assert!((got[j] as f64 - w).abs() < 1e-4 * (1.0 + w.abs()), "step {step} joint {j}: {} vs {w}", got[j]);
         }
-        // Chunk execution: a query every chunk_size steps, then its rows in order.
+        // Chunk execution: a query every chunk_size steps, then its rows in order; with
+        // n_action_steps = 2, a query every 2 steps.
         let mut act = vec![0.0; a];
         plain.step(&qpos, &[&img], &mut act).unwrap();
         let query = step - step % c;
         let row = &chunks[query][(step - query) * a..(step - query + 1) * a];
         for j in 0..a {
             assert!((act[j] - row[j]).abs() < 1e-5 * (1.0 + row[j].abs()), "chunk mode step {step} joint {j}");
+        }
+        every2.step(&qpos, &[&img], &mut act).unwrap();
+        let query = step - step % 2;
+        let row = &chunks[query][(step - query) * a..(step - query + 1) * a];
+        for j in 0..a {
+            assert!((act[j] - row[j]).abs() < 1e-5 * (1.0 + row[j].abs()), "every-2 mode step {step} joint {j}");
         }
     }
 }

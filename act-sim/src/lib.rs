@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod env;
 pub mod scene;
 pub mod scripted;
+pub mod eval;
 pub mod video;
 
 pub use env::{EeEnv, JointEnv, Observation, StepResult};

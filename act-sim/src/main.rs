@@ -11,6 +11,7 @@ use act_sim::dataset::{EpisodeFile, write_episode};
 use act_sim::env::{EeEnv, JointEnv};
 use act_sim::scripted::record_episode;
 use act_sim::video::{VideoWriter, ffmpeg_available, hconcat, write_png};
+use act_sim::eval::{ActCoreBackend, Backend, EvalConfig, Querying, TchBackend, evaluate, stage_names};
 use act_sim::{Task, scene};
 
 #[derive(Parser)]
@@ -70,6 +71,41 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Evaluate a policy checkpoint in the joint-space environment: success per reward stage,
+    /// average return, latency per query, and rollout videos.
+    Eval {
+        /// act-core checkpoint: a single .safetensors file or a LeRobot checkpoint directory.
+        #[arg(long)]
+        ckpt: PathBuf,
+        #[arg(long, default_value = "sim_transfer_cube_scripted")]
+        task: String,
+        #[arg(long, default_value_t = 50)]
+        num_rollouts: usize,
+        /// Temporal ensembling: query every step and average all predictions for a step.
+        #[arg(long)]
+        temporal_agg: bool,
+        /// Ensembling coefficient m (weights exp(-m i), i = 0 oldest); default: the checkpoint's
+        /// temporal_ensemble_coeff, else ACT's 0.01.
+        #[arg(long)]
+        ensemble_coeff: Option<f32>,
+        /// Without --temporal-agg: query every K steps (default: the checkpoint's n_action_steps).
+        #[arg(long)]
+        query_every: Option<usize>,
+        /// Rollout i places the objects with seed S + i (ACT evaluates with 1000).
+        #[arg(long, default_value_t = 1000)]
+        seed: u64,
+        /// Write GIFs of the first --num-videos rollouts (first camera, model resolution) here.
+        #[arg(long)]
+        video_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 2)]
+        num_videos: usize,
+        /// Run the policy through act-core (what robots link) or libtorch (cross-check).
+        #[arg(long, value_parser = ["act-core", "tch"], default_value = "act-core")]
+        backend: String,
+        /// Steps per rollout (default: the task's episode length, 400).
+        #[arg(long)]
+        max_steps: Option<usize>,
+    },
     /// Print the generated MJCF of a task's scene.
     SceneXml {
         #[arg(long)]
@@ -118,11 +154,55 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Replay { episode, out } => replay(&episode, &out),
         Cmd::Render { task, seed, height, width, out } => render(&task, seed, height, width, &out),
         Cmd::ScriptedSuccess { task, num_episodes, seed } => scripted_success(&task, num_episodes, seed),
+        Cmd::Eval { ckpt, task, num_rollouts, temporal_agg, ensemble_coeff, query_every, seed, video_dir, num_videos, backend, max_steps } => {
+            let task = Task::from_name(&task)?;
+            let querying = querying(&ckpt, temporal_agg, ensemble_coeff, query_every)?;
+            let mut be: Box<dyn Backend> = match backend.as_str() {
+                "tch" => Box::new(TchBackend::open(&ckpt, querying)?),
+                _ => Box::new(ActCoreBackend::open(&ckpt, querying)?),
+            };
+            let ec = EvalConfig { task, num_rollouts, seed, video_dir: video_dir.clone(), num_videos, max_steps };
+            let pb = ProgressBar::new(num_rollouts as u64);
+            pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts [{elapsed_precise}<{eta_precise}] {msg}").unwrap());
+            let stages = stage_names(task);
+            let mut successes = 0;
+            let report = evaluate(be.as_mut(), &ec, |i, r| {
+                successes += (r.max_reward >= 4) as usize;
+                let stage = if r.max_reward == 0 { "nothing" } else { stages[r.max_reward as usize - 1] };
+                pb.println(format!("rollout {i:>3} seed {}: max reward {} ({stage}), return {}", r.seed, r.max_reward, r.episode_return));
+                pb.set_message(format!("success {successes}/{}", i + 1));
+                pb.inc(1);
+            })?;
+            pb.finish_and_clear();
+            println!("\n{} with {backend} ({querying:?}), checkpoint {}:\n", task.name(), ckpt.display());
+            print!("{}", report.table(task));
+            if let Some(d) = video_dir {
+                println!("videos: {}", d.display());
+            }
+            Ok(())
+        }
         Cmd::SceneXml { task, ee } => {
             print!("{}", scene::scene_xml(Task::from_name(&task)?, ee, (640, 480)));
             Ok(())
         }
     }
+}
+
+/// How the policy is queried: ensembling coefficient from the flag, the checkpoint, or ACT's 0.01.
+fn querying(ckpt: &Path, temporal_agg: bool, coeff: Option<f32>, every: Option<usize>) -> Result<Querying> {
+    let probe = act_core::Policy::open(ckpt, &act_core::Options::default()).with_context(|| format!("loading {}", ckpt.display()))?;
+    let cfg = probe.config();
+    if temporal_agg {
+        if every.is_some() {
+            bail!("--query-every and --temporal-agg exclude each other (ensembling queries every step)");
+        }
+        return Ok(Querying::Ensemble(coeff.or(cfg.temporal_ensemble_coeff).unwrap_or(0.01)));
+    }
+    let k = every.unwrap_or(cfg.n_action_steps);
+    if k == 0 || k > cfg.chunk_size {
+        bail!("--query-every {k} must be within 1..={} (the chunk size)", cfg.chunk_size);
+    }
+    Ok(Querying::Every(k))
 }
 
 fn check_cameras(cameras: &[String]) -> Result<()> {

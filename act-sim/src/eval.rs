@@ -1,0 +1,295 @@
+//! Policy evaluation in the joint-space environment (ACT_SPEC.md section 5): rollouts from seeded
+//! object placements, success per reward stage, average return, and latency per policy query.
+//! The policy runs through act-core (what robots link) or, for cross-checks, libtorch.
+use crate::env::JointEnv;
+use crate::video::VideoWriter;
+use crate::Task;
+use act_core::{Ensembling, Normalization, Options, Policy, TemporalEnsembler};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A policy that turns observations into actions, one control step at a time.
+pub trait Backend {
+    /// (name, height, width) per camera, in the order `step` takes images.
+    fn cameras(&self) -> Vec<(String, usize, usize)>;
+    fn reset(&mut self);
+    /// Write the action for this step; returns whether the policy network ran (a query).
+    fn step(&mut self, qpos: &[f32; 14], images: &[&[u8]], action: &mut [f32; 14]) -> Result<bool>;
+}
+
+/// When a backend queries its network.
+#[derive(Clone, Copy, Debug)]
+pub enum Querying {
+    /// Every step, temporal ensembling with this coefficient.
+    Ensemble(f32),
+    /// Every `k` steps, executing the chunk's actions in order.
+    Every(usize),
+}
+
+fn check_dims(state_dim: usize, action_dim: usize) -> Result<()> {
+    if state_dim != 14 || action_dim != 14 {
+        bail!("the checkpoint has state_dim {state_dim} and action_dim {action_dim}; the simulated ALOHA needs 14 and 14");
+    }
+    Ok(())
+}
+
+/// The policy through act-core.
+pub struct ActCoreBackend {
+    policy: Policy,
+    querying: Querying,
+    t: usize,
+}
+
+impl ActCoreBackend {
+    pub fn open(ckpt: &Path, querying: Querying) -> Result<Self> {
+        let options = match querying {
+            Querying::Ensemble(m) => Options { ensembling: Ensembling::Coefficient(m), ..Default::default() },
+            Querying::Every(k) => Options { ensembling: Ensembling::Disabled, n_action_steps: Some(k), ..Default::default() },
+        };
+        let policy = Policy::open(ckpt, &options).with_context(|| format!("loading {}", ckpt.display()))?;
+        check_dims(policy.config().state_dim, policy.config().action_dim)?;
+        Ok(Self { policy, querying, t: 0 })
+    }
+}
+
+impl Backend for ActCoreBackend {
+    fn cameras(&self) -> Vec<(String, usize, usize)> {
+        self.policy.config().cameras.iter().map(|c| (c.name.clone(), c.height, c.width)).collect()
+    }
+    fn reset(&mut self) {
+        self.policy.reset();
+        self.t = 0;
+    }
+    fn step(&mut self, qpos: &[f32; 14], images: &[&[u8]], action: &mut [f32; 14]) -> Result<bool> {
+        let queried = match self.querying {
+            Querying::Ensemble(_) => true,
+            Querying::Every(k) => self.t % k == 0,
+        };
+        self.policy.step(qpos, images, action)?;
+        self.t += 1;
+        Ok(queried)
+    }
+}
+
+/// The same policy in libtorch (act-train's tch model) on the checkpoint's weights.
+pub struct TchBackend {
+    model: act_train::Act,
+    _vs: tch::nn::VarStore,
+    cfg: act_train::ActConfig,
+    norm: Normalization,
+    querying: Querying,
+    ensembler: Option<TemporalEnsembler>,
+    chunk: Vec<f32>,
+    t: usize,
+}
+
+impl TchBackend {
+    pub fn open(ckpt: &Path, querying: Querying) -> Result<Self> {
+        // act-core parses the config and statistics; libtorch gets the weights.
+        let core = Policy::open(ckpt, &Options::default()).with_context(|| format!("loading {}", ckpt.display()))?;
+        check_dims(core.config().state_dim, core.config().action_dim)?;
+        let cfg_text = if ckpt.is_dir() {
+            std::fs::read_to_string(ckpt.join("config.json"))?
+        } else {
+            let bytes = std::fs::read(ckpt)?;
+            let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
+            meta.metadata().as_ref().and_then(|m| m.get("config").cloned()).context("checkpoint has no config metadata")?
+        };
+        let cfg = act_train::ActConfig::from_json(&cfg_text)?;
+        // One intra-op thread, as act-core runs: libgomp's spinning workers otherwise fight the
+        // renderer's threads on a small CPU (measured: 1.3 s instead of 17 ms per query).
+        tch::set_num_threads(1);
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let model = act_train::Act::new(&vs.root(), &cfg)?;
+        act_train::export::load_weights(&vs, ckpt)?;
+        let (c, a) = (cfg.chunk_size as usize, cfg.action_dim() as usize);
+        let ensembler = match querying {
+            Querying::Ensemble(m) => Some(TemporalEnsembler::new(m, c, a)),
+            Querying::Every(_) => None,
+        };
+        Ok(Self { model, _vs: vs, cfg, norm: core.normalization().clone(), querying, ensembler, chunk: vec![0.0; c * a], t: 0 })
+    }
+
+    fn forward(&self, qpos: &[f32; 14], images: &[&[u8]]) -> Vec<f32> {
+        use tch::{Kind, Tensor};
+        let _g = tch::no_grad_guard();
+        let (n, eps) = (&self.norm, self.norm.std_eps);
+        let q: Vec<f32> = qpos.iter().enumerate().map(|(i, &v)| (v - n.state.mean[i]) / (n.state.std[i] + eps)).collect();
+        let q = Tensor::from_slice(&q).view([1, -1]);
+        let imgs: Vec<Tensor> = self
+            .cfg
+            .cameras()
+            .iter()
+            .zip(images)
+            .zip(&n.images)
+            .map(|(((_, h, w), img), st)| {
+                let x = Tensor::from_slice(img).view([1, *h, *w, 3]).permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0;
+                let mean = Tensor::from_slice(&st.mean).view([1, 3, 1, 1]);
+                let std = Tensor::from_slice(&st.std).view([1, 3, 1, 1]) + eps as f64;
+                (x - mean) / std
+            })
+            .collect();
+        let out = self.model.forward_inference(&q, &imgs);
+        Vec::<f32>::try_from(out.actions.contiguous().view([-1])).expect("actions to vec")
+    }
+}
+
+impl Backend for TchBackend {
+    fn cameras(&self) -> Vec<(String, usize, usize)> {
+        self.cfg.cameras().into_iter().map(|(n, h, w)| (n, h as usize, w as usize)).collect()
+    }
+    fn reset(&mut self) {
+        if let Some(e) = &mut self.ensembler {
+            e.reset();
+        }
+        self.t = 0;
+    }
+    fn step(&mut self, qpos: &[f32; 14], images: &[&[u8]], action: &mut [f32; 14]) -> Result<bool> {
+        let queried = match self.querying {
+            Querying::Ensemble(_) => {
+                let pred = self.forward(qpos, images);
+                self.ensembler.as_mut().expect("ensembler").push(&pred, action);
+                true
+            }
+            Querying::Every(k) => {
+                let j = self.t % k;
+                if j == 0 {
+                    self.chunk = self.forward(qpos, images);
+                }
+                action.copy_from_slice(&self.chunk[j * 14..(j + 1) * 14]);
+                j == 0
+            }
+        };
+        for (i, v) in action.iter_mut().enumerate() {
+            *v = *v * self.norm.action.std[i] + self.norm.action.mean[i];
+        }
+        self.t += 1;
+        Ok(queried)
+    }
+}
+
+/// The outcome of one rollout.
+#[derive(Clone, Debug)]
+pub struct Rollout {
+    pub seed: u64,
+    pub max_reward: u32,
+    pub episode_return: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EvalReport {
+    pub rollouts: Vec<Rollout>,
+    /// Seconds per network query.
+    pub query_seconds: Vec<f64>,
+}
+
+/// What each reward stage means, as ACT's paper reports it.
+pub fn stage_names(task: Task) -> [&'static str; 4] {
+    match task {
+        Task::TransferCube => ["touched (right gripper)", "lifted", "handed over (left gripper)", "transferred"],
+        Task::Insertion => ["grasped (both)", "lifted (both)", "peg touches socket", "inserted"],
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx]
+}
+
+impl EvalReport {
+    pub fn success_rate(&self) -> f64 {
+        self.rollouts.iter().filter(|r| r.max_reward >= 4).count() as f64 / self.rollouts.len().max(1) as f64
+    }
+
+    /// (median, p99) latency per query in milliseconds.
+    pub fn latency_ms(&self) -> (f64, f64) {
+        let mut s: Vec<f64> = self.query_seconds.iter().map(|x| x * 1e3).collect();
+        s.sort_by(f64::total_cmp);
+        (percentile(&s, 0.5), percentile(&s, 0.99))
+    }
+
+    /// A markdown table: reward stage, rollouts reaching it, rate; then return and latency.
+    pub fn table(&self, task: Task) -> String {
+        let n = self.rollouts.len();
+        let mut out = String::from("| stage | reached | rate |\n|---|---|---|\n");
+        for (i, name) in stage_names(task).iter().enumerate() {
+            let k = self.rollouts.iter().filter(|r| r.max_reward > i as u32).count();
+            out.push_str(&format!("| {} {} | {k}/{n} | {:.1} % |\n", i + 1, name, 100.0 * k as f64 / n.max(1) as f64));
+        }
+        let avg_return = self.rollouts.iter().map(|r| r.episode_return as f64).sum::<f64>() / n.max(1) as f64;
+        let (med, p99) = self.latency_ms();
+        out.push_str(&format!(
+            "\nsuccess {:.1} % ({} rollouts), average return {avg_return:.1}, latency per query: median {med:.2} ms, p99 {p99:.2} ms ({} queries)\n",
+            100.0 * self.success_rate(),
+            n,
+            self.query_seconds.len()
+        ));
+        out
+    }
+}
+
+/// Evaluation settings.
+pub struct EvalConfig {
+    pub task: Task,
+    pub num_rollouts: usize,
+    pub seed: u64,
+    pub video_dir: Option<PathBuf>,
+    pub num_videos: usize,
+    pub max_steps: Option<usize>,
+}
+
+/// Run `num_rollouts` rollouts; `on_rollout` is called after each (for progress output).
+pub fn evaluate(backend: &mut dyn Backend, ec: &EvalConfig, mut on_rollout: impl FnMut(usize, &Rollout)) -> Result<EvalReport> {
+    let cams = backend.cameras();
+    let (h, w) = (cams[0].1, cams[0].2);
+    if cams.iter().any(|c| c.1 != h || c.2 != w) {
+        bail!("the simulator renders every camera at one size; the checkpoint's cameras differ: {cams:?}");
+    }
+    let names: Vec<String> = cams.iter().map(|c| c.0.clone()).collect();
+    let mut env = JointEnv::new(ec.task, &names, h, w).context("creating the simulation (are the checkpoint's camera names scene cameras?)")?;
+    let steps = ec.max_steps.unwrap_or(ec.task.episode_len());
+    let mut report = EvalReport::default();
+    if let Some(dir) = &ec.video_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating video directory {}", dir.display()))?;
+    }
+    for i in 0..ec.num_rollouts {
+        let seed = ec.seed + i as u64;
+        let mut obs = env.reset(seed)?;
+        backend.reset();
+        let mut video = match &ec.video_dir {
+            Some(dir) if i < ec.num_videos => {
+                let p = dir.join(format!("rollout_{i}_seed{seed}.gif"));
+                Some((VideoWriter::create(&p, w, h, 50.0)?, p))
+            }
+            _ => None,
+        };
+        let (mut max_reward, mut ret) = (0u32, 0u32);
+        let mut action = [0.0f32; 14];
+        for _ in 0..steps {
+            let images: Vec<&[u8]> = obs.images.iter().map(|(_, img)| img.as_slice()).collect();
+            if let Some((v, _)) = &mut video {
+                v.push(images[0])?;
+            }
+            let start = Instant::now();
+            let queried = backend.step(&obs.qpos, &images, &mut action)?;
+            if queried {
+                report.query_seconds.push(start.elapsed().as_secs_f64());
+            }
+            let r = env.step(&action)?;
+            max_reward = max_reward.max(r.reward);
+            ret += r.reward;
+            obs = r.obs;
+        }
+        if let Some((v, _)) = video {
+            v.finish()?;
+        }
+        let rollout = Rollout { seed, max_reward, episode_return: ret };
+        on_rollout(i, &rollout);
+        report.rollouts.push(rollout);
+    }
+    Ok(report)
+}
