@@ -5,8 +5,9 @@ use crate::config::Config;
 use crate::ensemble::TemporalEnsembler;
 use crate::error::{config_err, Error, Result};
 use crate::kernels::gemm::GemmScratch;
+use crate::kernels::pack::zero_border;
 use crate::kernels::Isa;
-use crate::model::backbone::{BackboneBuffers, ResNet18, FEATURE_CHANNELS};
+use crate::model::backbone::{padded_len, BackboneBuffers, ResNet18, FEATURE_CHANNELS, IMAGE_PAD};
 use crate::model::layers::{LayerNorm, Linear};
 use crate::model::pos_embed::sine_2d;
 use crate::model::transformer::{Buffers, DecoderLayer, EncoderLayer};
@@ -263,9 +264,16 @@ impl Policy {
                 scale[ch] = 1.0 / (255.0 * (st.std[ch] + eps));
                 shift[ch] = st.mean[ch] / (st.std[ch] + eps);
             }
-            for (px, out) in images[c].chunks_exact(3).zip(ws.image.chunks_exact_mut(3)) {
-                for ch in 0..3 {
-                    out[ch] = px[ch] as f32 * scale[ch] - shift[ch];
+            // Normalise into the interior of the zero-padded input buffer.
+            let wp = wd + 2 * IMAGE_PAD;
+            zero_border(&mut ws.image, h, wd, 3, IMAGE_PAD);
+            for y in 0..h {
+                let src = &images[c][y * wd * 3..(y + 1) * wd * 3];
+                let dst = &mut ws.image[((y + IMAGE_PAD) * wp + IMAGE_PAD) * 3..][..wd * 3];
+                for (px, out) in src.chunks_exact(3).zip(dst.chunks_exact_mut(3)) {
+                    for ch in 0..3 {
+                        out[ch] = px[ch] as f32 * scale[ch] - shift[ch];
+                    }
                 }
             }
             let (fh, fw) = w.backbone.forward(isa, &ws.image, h, wd, &mut ws.backbone, &mut ws.features[c], &mut ws.gemm);
@@ -354,7 +362,7 @@ impl Workspace {
         let max_w = cfg.cameras.iter().map(|c| c.width).max().unwrap_or(0);
         let feature_sizes: Vec<(usize, usize)> = cfg.cameras.iter().map(|c| Config::feature_size(c.height, c.width)).collect();
         Workspace {
-            image: vec![0.0; cfg.cameras.iter().map(|c| c.height * c.width * 3).max().unwrap_or(0)],
+            image: vec![0.0; cfg.cameras.iter().map(|c| padded_len(c.height, c.width, 3, IMAGE_PAD)).max().unwrap_or(0)],
             // conv1's output size grows with each side, so the largest sides bound every camera.
             backbone: w.backbone.buffers(max_h, max_w),
             features: feature_sizes.iter().map(|&(h, w)| vec![0.0; h * w * FEATURE_CHANNELS]).collect(),

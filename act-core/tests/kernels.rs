@@ -3,7 +3,7 @@ mod common;
 use act_core::kernels::attention::{multi_head_attention, AttentionScratch, Tokens};
 use act_core::kernels::gemm::{gemm, Epilogue, GemmScratch};
 use act_core::kernels::norm::{layer_norm, softmax_rows};
-use act_core::kernels::pack::{ConvA, ConvGeometry, MatrixA, PackedB};
+use act_core::kernels::pack::{pad_into, ConvA, ConvGeometry, MatrixA, PackedB, RowMap};
 use common::{isas, rel_err, Rng};
 
 fn naive_gemm(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
@@ -20,7 +20,7 @@ fn naive_gemm(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
 fn gemm_matches_naive_on_odd_shapes_with_epilogue() {
     let mut rng = Rng(7);
     // Shapes straddle MR, NR, MC (96) and KC (256) boundaries.
-    for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (13, 300, 33), (97, 257, 65), (200, 513, 40), (7, 0, 5)] {
+    for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (13, 300, 33), (97, 257, 65), (200, 513, 40), (7, 0, 5), (193, 40, 70)] {
         let a = rng.vec(m * k);
         let b = rng.vec(k * n);
         let bias = rng.vec(n);
@@ -36,8 +36,8 @@ fn gemm_matches_naive_on_odd_shapes_with_epilogue() {
         for isa in isas() {
             let packed = PackedB::from_fn(k, n, isa.nr(), |p, j| b[p * n + j]);
             let mut c = vec![f32::NAN; m * n];
-            let epi = Epilogue { bias: Some(&bias), residual: Some((&res, n)), relu: true };
-            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, n, epi, &mut GemmScratch::new());
+            let epi = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
+            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, epi, &mut GemmScratch::new());
             let err = rel_err(&c, &want);
             assert!(err < 1e-6, "{isa:?} m={m} k={k} n={n}: rel err {err}");
         }
@@ -55,7 +55,7 @@ fn gemm_respects_leading_dimensions() {
     for isa in isas() {
         let packed = PackedB::from_fn(k, n, isa.nr(), |p, j| b[p * n + j]);
         let mut c = vec![-7.0f32; m * ldc];
-        gemm(isa, &MatrixA { data: &a, ld: lda, m, k }, packed.as_ref(), &mut c, ldc, Epilogue::default(), &mut GemmScratch::new());
+        gemm(isa, &MatrixA { data: &a, ld: lda, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: ldc }, Epilogue::default(), &mut GemmScratch::new());
         for i in 0..m {
             for j in 0..ldc {
                 if j < n {
@@ -99,9 +99,15 @@ fn naive_conv(x: &[f32], g: &ConvGeometry, w: &[f32], cout: usize) -> Vec<f32> {
 #[test]
 fn implicit_gemm_convolution_matches_direct_convolution() {
     let mut rng = Rng(11);
-    for &(h, w, cin, cout, k, stride, pad) in &[(17, 23, 3, 8, 7, 2, 3), (9, 8, 16, 20, 3, 1, 1), (10, 11, 24, 12, 3, 2, 1), (6, 6, 40, 33, 1, 2, 0)] {
-        let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride, pad };
+    // (h, w, cin, cout, k, stride, conv padding, buffer padding): buffers may carry more
+    // padding than the convolution uses (a 1x1 stride-2 downsample reads a 1-padded buffer).
+    for &(h, w, cin, cout, k, stride, pad, in_pad) in
+        &[(17, 23, 3, 8, 7, 2, 3, 3), (9, 8, 16, 20, 3, 1, 1, 1), (10, 11, 24, 12, 3, 2, 1, 1), (6, 6, 40, 33, 1, 2, 0, 1), (7, 9, 5, 6, 3, 1, 1, 2)]
+    {
+        let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride, pad, in_pad };
         let x = rng.vec(h * w * cin);
+        let mut padded = vec![f32::NAN; g.input_len()];
+        pad_into(&x, h, w, cin, in_pad, &mut padded);
         let wt = rng.vec(cout * cin * k * k);
         let want = naive_conv(&x, &g, &wt, cout);
         for isa in isas() {
@@ -109,9 +115,17 @@ fn implicit_gemm_convolution_matches_direct_convolution() {
                 let (tap, ci) = (p / cin, p % cin);
                 wt[((co * cin + ci) * k + tap / k) * k + tap % k]
             });
-            let mut out = vec![0.0f32; g.out_h() * g.out_w() * cout];
-            gemm(isa, &ConvA { input: &x, geom: g }, packed.as_ref(), &mut out, cout, Epilogue::default(), &mut GemmScratch::new());
-            let err = rel_err(&out, &want);
+            // Output into the interior of a 1-padded buffer, as the backbone stores activations.
+            let (oh, ow) = (g.out_h(), g.out_w());
+            let mut out = vec![-9.0f32; (oh + 2) * (ow + 2) * cout];
+            let map = RowMap::Padded { w: ow, pad: 1, c: cout };
+            gemm(isa, &ConvA { input: &padded, geom: g }, packed.as_ref(), &mut out, map, Epilogue::default(), &mut GemmScratch::new());
+            let mut interior = vec![0.0f32; oh * ow * cout];
+            for r in 0..oh * ow {
+                interior[r * cout..(r + 1) * cout].copy_from_slice(&out[map.offset(r)..map.offset(r) + cout]);
+            }
+            assert!(out[..cout].iter().all(|&v| v == -9.0), "{isa:?}: wrote into the border");
+            let err = rel_err(&interior, &want);
             assert!(err < 1e-6, "{isa:?} conv {h}x{w}x{cin}->{cout} k{k} s{stride}: rel err {err}");
         }
     }

@@ -75,3 +75,4 @@ impl Pair {
         out.actions * std + mean
     }
 }
+pub mod peak;

@@ -2,7 +2,7 @@
 //! packed GEMM: scores = Q_h K_h^T, row softmax, out_h = P V_h.
 use super::gemm::{gemm, Epilogue, GemmScratch};
 use super::norm::softmax_rows;
-use super::pack::{pack_b_into, packed_b_len, MatrixA};
+use super::pack::{pack_b_into, packed_b_len, MatrixA, RowMap};
 use super::Isa;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -56,11 +56,11 @@ pub fn multi_head_attention(
         {
             let kt = pack_b_into(&mut scratch.packed, head_dim, tk, nr, |p, j| k.data[j * k.ld + off + p]);
             let qa = MatrixA { data: &q.data[off..], ld: q.ld, m: tq, k: head_dim };
-            gemm(isa, &qa, kt, scores, tk, Epilogue::default(), gemm_scratch);
+            gemm(isa, &qa, kt, scores, RowMap::Strided { ld: tk }, Epilogue::default(), gemm_scratch);
         }
         softmax_rows(scores, tk, scale);
         let vp = pack_b_into(&mut scratch.packed, tk, head_dim, nr, |p, j| v.data[p * v.ld + off + j]);
         let pa = MatrixA { data: scores, ld: tk, m: tq, k: tk };
-        gemm(isa, &pa, vp, &mut out[off..], ld_out, Epilogue::default(), gemm_scratch);
+        gemm(isa, &pa, vp, &mut out[off..], RowMap::Strided { ld: ld_out }, Epilogue::default(), gemm_scratch);
     }
 }

@@ -1,17 +1,29 @@
 //! The microkernel contract, after matrixmultiply's `kernel.rs`: each instruction set provides an
-//! MR x NR register tile that accumulates `kc` rank-1 updates from packed operands.
+//! MR x NR register tile that accumulates rank-1 updates. A is not packed: the kernel reads MR
+//! rows through pointers, along a list of contiguous segments of the k dimension (one segment for
+//! a matrix row; one per kernel row (ky) for a convolution window over a zero-padded NHWC image).
+
+/// A contiguous run of the k dimension: B rows advance by `len`, and A row i is read at
+/// `rows[i] + a_off .. rows[i] + a_off + len`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segment {
+    pub a_off: usize,
+    pub len: usize,
+}
 
 /// A GEMM microkernel.
 pub trait Kernel {
-    /// Rows of the register tile (rows of A per packed A block).
+    /// Rows of the register tile.
     const MR: usize;
     /// Columns of the register tile (columns per packed B panel).
     const NR: usize;
 
-    /// `tile[i * NR + j] = sum_p a[p * MR + i] * b[p * NR + j]` for `p < kc`.
+    /// `tile[i * NR + j] = sum over segments s, q < s.len of rows[i][s.a_off + q] * b[(P + q) * NR + j]`
+    /// where P counts the segment lengths before s.
     ///
     /// # Safety
-    /// `a` must hold `kc * MR` floats, `b` must hold `kc * NR` floats, `tile` must hold `MR * NR`
-    /// floats, and the CPU must support the kernel's instruction set.
-    unsafe fn run(kc: usize, a: *const f32, b: *const f32, tile: *mut f32);
+    /// `rows` must hold MR pointers, each valid for reads at every `a_off + q` of every segment;
+    /// `b` must hold `sum(len) * NR` floats; `tile` must hold `MR * NR` floats; the CPU must
+    /// support the kernel's instruction set.
+    unsafe fn run(segments: &[Segment], rows: *const *const f32, b: *const f32, tile: *mut f32);
 }

@@ -15,7 +15,8 @@ mod avx2;
 mod avx512;
 
 pub use gemm::{Epilogue, GemmScratch};
-pub use pack::{ConvGeometry, PackedB};
+pub use kernel::Segment;
+pub use pack::{ConvGeometry, PackedB, RowMap};
 
 /// The instruction set a policy's kernels run on. Chosen once at load; weights are packed for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

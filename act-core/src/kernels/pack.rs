@@ -1,6 +1,7 @@
-//! Operand packing, kept apart from the arithmetic: B (weights, or K/V in attention) into
-//! NR-column panels, A (activations) into MR-row blocks, either from a strided matrix or straight
-//! from an NHWC image as the rows of an implicit im2col matrix (convolution without im2col buffer).
+//! Operands, kept apart from the arithmetic: B (weights, or K/V in attention) packed into
+//! NR-column panels; A (activations) read in place, either as a strided matrix or as the implicit
+//! im2col matrix of a zero-padded NHWC image (convolution with neither im2col buffer nor packing).
+use super::kernel::Segment;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -64,13 +65,37 @@ impl PackedB {
     }
 }
 
-/// The A operand of a GEMM: something that can write MR-row blocks of itself in packed order.
+/// The A operand of a GEMM, read in place (never packed): row r starts at `row_offset(r)` in
+/// `data()`, and its k elements are found along `segments`.
 pub trait ASource {
     fn rows(&self) -> usize;
     fn cols(&self) -> usize;
-    /// Write rows `row0 .. row0 + mr_rows` and columns `p0 .. p0 + kc` to `dst[p * mr + i]`
-    /// (p relative to p0); rows `mr_rows .. mr` are written as zeros.
-    fn pack(&self, row0: usize, mr_rows: usize, mr: usize, p0: usize, kc: usize, dst: &mut [f32]);
+    fn data(&self) -> &[f32];
+    fn row_offset(&self, r: usize) -> usize;
+    /// Floats past a row's offset that its segments may read (`a_off + len <= row_span()`).
+    fn row_span(&self) -> usize;
+    /// Write the segments covering k in `p0 .. p0 + kc` to `out`; returns how many.
+    fn segments(&self, p0: usize, kc: usize, out: &mut [Segment]) -> usize;
+}
+
+/// Where row r of a GEMM's output (and of its residual) lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowMap {
+    /// Row-major with a leading dimension.
+    Strided { ld: usize },
+    /// The interior of a zero-padded NHWC image of width `w` and `c` channels: row r is pixel
+    /// (r / w, r % w), stored at ((y + pad) * (w + 2 pad) + x + pad) * c.
+    Padded { w: usize, pad: usize, c: usize },
+}
+
+impl RowMap {
+    #[inline]
+    pub fn offset(&self, r: usize) -> usize {
+        match *self {
+            RowMap::Strided { ld } => r * ld,
+            RowMap::Padded { w, pad, c } => ((r / w + pad) * (w + 2 * pad) + r % w + pad) * c,
+        }
+    }
 }
 
 /// A row-major m x k matrix with leading dimension `ld`.
@@ -89,24 +114,23 @@ impl ASource for MatrixA<'_> {
     fn cols(&self) -> usize {
         self.k
     }
-    fn pack(&self, row0: usize, mr_rows: usize, mr: usize, p0: usize, kc: usize, dst: &mut [f32]) {
-        for i in 0..mr {
-            if i < mr_rows {
-                let start = (row0 + i) * self.ld + p0;
-                let src = &self.data[start..start + kc];
-                for (p, &v) in src.iter().enumerate() {
-                    dst[p * mr + i] = v;
-                }
-            } else {
-                for p in 0..kc {
-                    dst[p * mr + i] = 0.0;
-                }
-            }
-        }
+    fn data(&self) -> &[f32] {
+        self.data
+    }
+    fn row_offset(&self, r: usize) -> usize {
+        r * self.ld
+    }
+    fn row_span(&self) -> usize {
+        self.k
+    }
+    fn segments(&self, p0: usize, kc: usize, out: &mut [Segment]) -> usize {
+        out[0] = Segment { a_off: p0, len: kc };
+        1
     }
 }
 
-/// Shape of a 2-D convolution over an NHWC image (batch 1).
+/// Shape of a 2-D convolution over an NHWC image (batch 1) stored with `in_pad` zero pixels on
+/// every side (`in_pad >= pad`), so that every window lies inside the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeometry {
     pub in_h: usize,
@@ -116,6 +140,7 @@ pub struct ConvGeometry {
     pub kw: usize,
     pub stride: usize,
     pub pad: usize,
+    pub in_pad: usize,
 }
 
 impl ConvGeometry {
@@ -129,14 +154,25 @@ impl ConvGeometry {
     pub fn k(&self) -> usize {
         self.kh * self.kw * self.cin
     }
+    /// Floats in the padded input buffer.
+    pub fn input_len(&self) -> usize {
+        (self.in_h + 2 * self.in_pad) * (self.in_w + 2 * self.in_pad) * self.cin
+    }
 }
 
-/// The implicit im2col matrix of an NHWC image: row r is output pixel (r / out_w, r % out_w),
-/// column p is (ky, kx, ci) with ci fastest; zero where the window falls in the padding.
+/// The implicit im2col matrix of a padded NHWC image: row r is output pixel (r / out_w, r % out_w),
+/// column p is (ky, kx, ci) with ci fastest. One kernel row (kx, ci) is contiguous in the padded
+/// image, so each ky is one segment.
 #[derive(Clone, Copy)]
 pub struct ConvA<'a> {
     pub input: &'a [f32],
     pub geom: ConvGeometry,
+}
+
+impl ConvA<'_> {
+    fn padded_row_len(&self) -> usize {
+        (self.geom.in_w + 2 * self.geom.in_pad) * self.geom.cin
+    }
 }
 
 impl ASource for ConvA<'_> {
@@ -146,41 +182,51 @@ impl ASource for ConvA<'_> {
     fn cols(&self) -> usize {
         self.geom.k()
     }
-    fn pack(&self, row0: usize, mr_rows: usize, mr: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+    fn data(&self) -> &[f32] {
+        self.input
+    }
+    fn row_offset(&self, r: usize) -> usize {
         let g = &self.geom;
-        let out_w = g.out_w();
-        for i in 0..mr {
-            if i >= mr_rows {
-                for p in 0..kc {
-                    dst[p * mr + i] = 0.0;
-                }
-                continue;
-            }
-            let r = row0 + i;
-            let (oy, ox) = (r / out_w, r % out_w);
-            let mut p = p0;
-            let end = p0 + kc;
-            while p < end {
-                // One contiguous run of input channels at a single (ky, kx) tap.
-                let tap = p / g.cin;
-                let ci = p % g.cin;
-                let run = (g.cin - ci).min(end - p);
-                let (ky, kx) = (tap / g.kw, tap % g.kw);
-                let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                let inside = iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w;
-                if inside {
-                    let base = ((iy as usize) * g.in_w + ix as usize) * g.cin + ci;
-                    for (q, &v) in self.input[base..base + run].iter().enumerate() {
-                        dst[(p - p0 + q) * mr + i] = v;
-                    }
-                } else {
-                    for q in 0..run {
-                        dst[(p - p0 + q) * mr + i] = 0.0;
-                    }
-                }
-                p += run;
-            }
+        let (oy, ox) = (r / g.out_w(), r % g.out_w());
+        let shift = g.in_pad - g.pad;
+        ((oy * g.stride + shift) * (g.in_w + 2 * g.in_pad) + ox * g.stride + shift) * g.cin
+    }
+    fn row_span(&self) -> usize {
+        (self.geom.kh - 1) * self.padded_row_len() + self.geom.kw * self.geom.cin
+    }
+    fn segments(&self, p0: usize, kc: usize, out: &mut [Segment]) -> usize {
+        let run = self.geom.kw * self.geom.cin;
+        let stride = self.padded_row_len();
+        let (mut p, end, mut n) = (p0, p0 + kc, 0);
+        while p < end {
+            let (ky, q) = (p / run, p % run);
+            let len = (run - q).min(end - p);
+            out[n] = Segment { a_off: ky * stride + q, len };
+            n += 1;
+            p += len;
         }
+        n
+    }
+}
+
+/// Copy an unpadded NHWC image into the interior of a zero-padded buffer (border zeroed).
+pub fn pad_into(src: &[f32], h: usize, w: usize, c: usize, pad: usize, dst: &mut [f32]) {
+    let wp = w + 2 * pad;
+    dst[..(h + 2 * pad) * wp * c].fill(0.0);
+    for y in 0..h {
+        let d = ((y + pad) * wp + pad) * c;
+        dst[d..d + w * c].copy_from_slice(&src[y * w * c..(y + 1) * w * c]);
+    }
+}
+
+/// Zero the `pad`-wide border of a padded NHWC image whose interior is h x w x c.
+pub fn zero_border(buf: &mut [f32], h: usize, w: usize, c: usize, pad: usize) {
+    let wp = w + 2 * pad;
+    let row = wp * c;
+    buf[..pad * row].fill(0.0);
+    buf[(h + pad) * row..(h + 2 * pad) * row].fill(0.0);
+    for y in pad..h + pad {
+        buf[y * row..y * row + pad * c].fill(0.0);
+        buf[y * row + (w + pad) * c..(y + 1) * row].fill(0.0);
     }
 }

@@ -1,5 +1,5 @@
 //! Portable microkernel: the reference for the SIMD kernels.
-use super::kernel::Kernel;
+use super::kernel::{Kernel, Segment};
 
 pub struct Scalar;
 
@@ -7,29 +7,28 @@ impl Kernel for Scalar {
     const MR: usize = 4;
     const NR: usize = 16;
 
-    unsafe fn run(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
+    unsafe fn run(segments: &[Segment], rows: *const *const f32, b: *const f32, tile: *mut f32) {
         const MR: usize = Scalar::MR;
         const NR: usize = Scalar::NR;
-        // SAFETY: the caller guarantees the extents documented on `Kernel::run`.
-        let (a, b, tile) = unsafe {
-            (
-                core::slice::from_raw_parts(a, kc * MR),
-                core::slice::from_raw_parts(b, kc * NR),
-                core::slice::from_raw_parts_mut(tile, MR * NR),
-            )
-        };
         let mut acc = [[0.0f32; NR]; MR];
-        for p in 0..kc {
-            let bp = &b[p * NR..p * NR + NR];
-            for i in 0..MR {
-                let av = a[p * MR + i];
-                for j in 0..NR {
-                    acc[i][j] += av * bp[j];
+        let mut bp = b;
+        for s in segments {
+            for q in 0..s.len {
+                // SAFETY: the caller guarantees `b` covers sum(len) rows of NR floats and each
+                // row pointer is readable at a_off + q.
+                let brow = unsafe { core::slice::from_raw_parts(bp, NR) };
+                for (i, acc_row) in acc.iter_mut().enumerate() {
+                    let av = unsafe { *(*rows.add(i)).add(s.a_off + q) };
+                    for j in 0..NR {
+                        acc_row[j] += av * brow[j];
+                    }
                 }
+                bp = unsafe { bp.add(NR) };
             }
         }
-        for i in 0..MR {
-            tile[i * NR..i * NR + NR].copy_from_slice(&acc[i]);
+        for (i, acc_row) in acc.iter().enumerate() {
+            // SAFETY: tile holds MR*NR floats.
+            unsafe { core::ptr::copy_nonoverlapping(acc_row.as_ptr(), tile.add(i * NR), NR) };
         }
     }
 }

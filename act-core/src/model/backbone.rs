@@ -1,9 +1,11 @@
 //! ResNet-18 (torchvision layout) up to layer4, with every frozen BatchNorm folded into the
-//! preceding convolution at load (ACT_SPEC.md section 1.2). Activations are NHWC.
+//! preceding convolution at load (ACT_SPEC.md section 1.2). Activations are NHWC in zero-padded
+//! buffers (one pixel of zeros around every activation, three around the input image), so every
+//! convolution window lies inside its buffer and the kernels need no bounds checks.
 use crate::checkpoint::TensorStore;
 use crate::error::Result;
 use crate::kernels::gemm::{gemm, Epilogue, GemmScratch};
-use crate::kernels::pack::{ConvA, ConvGeometry, PackedB};
+use crate::kernels::pack::{zero_border, ConvA, ConvGeometry, PackedB, RowMap};
 use crate::kernels::Isa;
 use alloc::format;
 use alloc::vec;
@@ -47,18 +49,22 @@ impl ConvBn {
     }
 
     fn geometry(&self, in_h: usize, in_w: usize) -> ConvGeometry {
-        ConvGeometry { in_h, in_w, cin: self.cin, kh: self.k, kw: self.k, stride: self.stride, pad: self.pad }
+        ConvGeometry { in_h, in_w, cin: self.cin, kh: self.k, kw: self.k, stride: self.stride, pad: self.pad, in_pad: ACT_PAD }
     }
 
-    /// NHWC `input` (in_h x in_w x cin) -> NHWC `out` (out_h x out_w x cout), plus optional
-    /// residual (same layout as out) and ReLU. Returns the output size.
+    /// Padded NHWC `input` (in_h x in_w x cin inside `in_pad` zeros) -> padded NHWC `out`
+    /// (out_h x out_w x cout inside ACT_PAD zeros), plus optional residual (laid out like out) and
+    /// ReLU. Returns the output size.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(&self, isa: Isa, input: &[f32], in_h: usize, in_w: usize, out: &mut [f32], residual: Option<&[f32]>, relu: bool, scratch: &mut GemmScratch) -> (usize, usize) {
-        let geom = self.geometry(in_h, in_w);
-        let a = ConvA { input: &input[..in_h * in_w * self.cin], geom };
-        let epi = Epilogue { bias: Some(&self.bias), residual: residual.map(|r| (r, self.cout)), relu };
-        gemm(isa, &a, self.w.as_ref(), out, self.cout, epi, scratch);
-        (geom.out_h(), geom.out_w())
+    pub fn forward(&self, isa: Isa, input: &[f32], in_h: usize, in_w: usize, in_pad: usize, out: &mut [f32], residual: Option<&[f32]>, relu: bool, scratch: &mut GemmScratch) -> (usize, usize) {
+        let geom = ConvGeometry { in_pad, ..self.geometry(in_h, in_w) };
+        let (oh, ow) = (geom.out_h(), geom.out_w());
+        let a = ConvA { input: &input[..geom.input_len()], geom };
+        let epi = Epilogue { bias: Some(&self.bias), residual, relu };
+        let map = RowMap::Padded { w: ow, pad: ACT_PAD, c: self.cout };
+        gemm(isa, &a, self.w.as_ref(), out, map, epi, scratch);
+        zero_border(out, oh, ow, self.cout, ACT_PAD);
+        (oh, ow)
     }
 }
 
@@ -83,6 +89,15 @@ pub struct ResNet18 {
 }
 
 pub const FEATURE_CHANNELS: usize = 512;
+/// Zero border around every activation buffer (the 3x3 convolutions' padding).
+pub const ACT_PAD: usize = 1;
+/// Zero border around the input image (conv1's padding).
+pub const IMAGE_PAD: usize = 3;
+
+/// Floats in a padded NHWC buffer.
+pub fn padded_len(h: usize, w: usize, c: usize, pad: usize) -> usize {
+    (h + 2 * pad) * (w + 2 * pad) * c
+}
 
 impl ResNet18 {
     pub fn load(store: &TensorStore<'_>, isa: Isa) -> Result<ResNet18> {
@@ -115,40 +130,46 @@ impl ResNet18 {
         // The largest activation is conv1's output (64 channels at half resolution); every later
         // one is at most a quarter of that times 2.
         let (oh, ow) = self.conv1.out_size(h, w);
-        let n = oh * ow * 64;
+        let n = padded_len(oh, ow, 64, ACT_PAD);
         BackboneBuffers { x: vec![0.0; n], t: vec![0.0; n], d: vec![0.0; n], y: vec![0.0; n] }
     }
 
-    /// `image`: normalised NHWC h x w x 3. Writes layer4's output (NHWC fh x fw x 512) to
-    /// `features` and returns (fh, fw).
+    /// `image`: normalised NHWC h x w x 3 inside IMAGE_PAD zeros. Writes layer4's output
+    /// (unpadded NHWC fh x fw x 512) to `features` and returns (fh, fw).
     pub fn forward(&self, isa: Isa, image: &[f32], h: usize, w: usize, bufs: &mut BackboneBuffers, features: &mut [f32], scratch: &mut GemmScratch) -> (usize, usize) {
-        let (h1, w1) = self.conv1.forward(isa, image, h, w, &mut bufs.t, None, true, scratch);
+        let (h1, w1) = self.conv1.forward(isa, image, h, w, IMAGE_PAD, &mut bufs.t, None, true, scratch);
         let (mut h, mut w) = max_pool_3x3_s2(&bufs.t, h1, w1, 64, &mut bufs.x);
         let mut c = 64;
         for block in &self.blocks {
-            let (h2, w2) = block.conv1.forward(isa, &bufs.x, h, w, &mut bufs.t, None, true, scratch);
+            let (h2, w2) = block.conv1.forward(isa, &bufs.x, h, w, ACT_PAD, &mut bufs.t, None, true, scratch);
             let residual: &[f32] = match &block.downsample {
                 Some(ds) => {
-                    ds.forward(isa, &bufs.x, h, w, &mut bufs.d, None, false, scratch);
+                    ds.forward(isa, &bufs.x, h, w, ACT_PAD, &mut bufs.d, None, false, scratch);
                     &bufs.d
                 }
                 None => &bufs.x,
             };
-            block.conv2.forward(isa, &bufs.t, h2, w2, &mut bufs.y, Some(residual), true, scratch);
+            block.conv2.forward(isa, &bufs.t, h2, w2, ACT_PAD, &mut bufs.y, Some(residual), true, scratch);
             core::mem::swap(&mut bufs.x, &mut bufs.y);
             (h, w, c) = (h2, w2, block.conv2.cout);
         }
-        features[..h * w * c].copy_from_slice(&bufs.x[..h * w * c]);
+        let wp = w + 2 * ACT_PAD;
+        for y in 0..h {
+            let src = ((y + ACT_PAD) * wp + ACT_PAD) * c;
+            features[y * w * c..(y + 1) * w * c].copy_from_slice(&bufs.x[src..src + w * c]);
+        }
         (h, w)
     }
 }
 
-/// 3x3 max pool, stride 2, padding 1 (padding never wins), NHWC.
+/// 3x3 max pool, stride 2, padding 1 (padding never wins), padded NHWC in and out.
 fn max_pool_3x3_s2(input: &[f32], h: usize, w: usize, c: usize, out: &mut [f32]) -> (usize, usize) {
     let (oh, ow) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1);
+    let (wp_in, wp_out) = (w + 2 * ACT_PAD, ow + 2 * ACT_PAD);
     for oy in 0..oh {
         for ox in 0..ow {
-            let dst = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            let o = ((oy + ACT_PAD) * wp_out + ox + ACT_PAD) * c;
+            let dst = &mut out[o..o + c];
             dst.fill(f32::NEG_INFINITY);
             for ky in 0..3 {
                 let iy = (oy * 2 + ky) as isize - 1;
@@ -160,7 +181,7 @@ fn max_pool_3x3_s2(input: &[f32], h: usize, w: usize, c: usize, out: &mut [f32])
                     if ix < 0 || ix as usize >= w {
                         continue;
                     }
-                    let src = &input[(iy as usize * w + ix as usize) * c..][..c];
+                    let src = &input[((iy as usize + ACT_PAD) * wp_in + ix as usize + ACT_PAD) * c..][..c];
                     for (d, &s) in dst.iter_mut().zip(src) {
                         *d = d.max(s);
                     }
@@ -168,5 +189,6 @@ fn max_pool_3x3_s2(input: &[f32], h: usize, w: usize, c: usize, out: &mut [f32])
             }
         }
     }
+    zero_border(out, oh, ow, c, ACT_PAD);
     (oh, ow)
 }

@@ -3,7 +3,7 @@ use crate::checkpoint::TensorStore;
 use crate::error::Result;
 use crate::kernels::gemm::{gemm, Epilogue, GemmScratch};
 use crate::kernels::norm::layer_norm;
-use crate::kernels::pack::{MatrixA, PackedB};
+use crate::kernels::pack::{MatrixA, PackedB, RowMap};
 use crate::kernels::Isa;
 use alloc::format;
 use alloc::vec::Vec;
@@ -40,8 +40,8 @@ impl Linear {
         scratch: &mut GemmScratch,
     ) {
         let a = MatrixA { data: x, ld: self.n_in, m: rows, k: self.n_in };
-        let epi = Epilogue { bias: Some(&self.b), residual: residual.map(|r| (r, self.n_out)), relu };
-        gemm(isa, &a, self.w.as_ref(), out, self.n_out, epi, scratch);
+        let epi = Epilogue { bias: Some(&self.b), residual, relu };
+        gemm(isa, &a, self.w.as_ref(), out, RowMap::Strided { ld: self.n_out }, epi, scratch);
     }
 }
 

@@ -1,0 +1,70 @@
+//! The machine's FP32 FMA peak on one core, measured with independent FMA chains so the ratio
+//! "achieved / peak" holds on any machine.
+use std::time::Instant;
+
+macro_rules! fma16 {
+    ($f:ident, $a:ident, $b:ident, $($c:ident),+) => { $( $c = $f($c, $a, $b); )+ };
+}
+macro_rules! sum16 {
+    ($add:ident, $first:ident, $($c:ident),+) => {{ let mut s = $first; $( s = $add(s, $c); )+ s }};
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_avx512(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let a = _mm512_set1_ps(0.999_999);
+    let b = _mm512_set1_ps(1e-7);
+    let one = _mm512_set1_ps(1.0);
+    // Sixteen named accumulators stay in registers (an array may be spilled to memory, which
+    // adds store-forwarding latency to every chain).
+    let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5, mut c6, mut c7) = (one, one, one, one, one, one, one, one);
+    let (mut c8, mut c9, mut c10, mut c11, mut c12, mut c13, mut c14, mut c15) = (one, one, one, one, one, one, one, one);
+    for _ in 0..iters {
+        fma16!(_mm512_fmadd_ps, a, b, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+    }
+    let s = sum16!(_mm512_add_ps, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+    _mm512_reduce_add_ps(s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_avx2(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let a = _mm256_set1_ps(0.999_999);
+    let b = _mm256_set1_ps(1e-7);
+    let one = _mm256_set1_ps(1.0);
+    let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5, mut c6, mut c7) = (one, one, one, one, one, one, one, one);
+    let (mut c8, mut c9, mut c10, mut c11, mut c12, mut c13, mut c14, mut c15) = (one, one, one, one, one, one, one, one);
+    for _ in 0..iters {
+        fma16!(_mm256_fmadd_ps, a, b, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+    }
+    let s = sum16!(_mm256_add_ps, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+    let mut out = [0.0f32; 8];
+    _mm256_storeu_ps(out.as_mut_ptr(), s);
+    out.iter().sum()
+}
+
+/// Best of several runs, in GFLOP/s (one FMA = 2 FLOP), on the calling thread.
+pub fn fma_peak_gflops() -> f64 {
+    let iters = 20_000_000u64;
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                let t = Instant::now();
+                // SAFETY: AVX-512F was detected.
+                std::hint::black_box(unsafe { fma_avx512(iters) });
+                best = best.max((iters * 16 * 16 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                let t = Instant::now();
+                // SAFETY: AVX2 and FMA were detected.
+                std::hint::black_box(unsafe { fma_avx2(iters) });
+                best = best.max((iters * 16 * 8 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9);
+            }
+        }
+    }
+    best
+}
