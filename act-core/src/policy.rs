@@ -4,7 +4,7 @@ use crate::checkpoint::{Normalization, TensorStore};
 use crate::config::Config;
 use crate::ensemble::TemporalEnsembler;
 use crate::error::{config_err, Error, Result};
-use crate::kernels::gemm::GemmScratch;
+use crate::kernels::exec::Executor;
 use crate::kernels::pack::zero_border;
 use crate::kernels::Isa;
 use crate::model::backbone::{padded_len, BackboneBuffers, ResNet18, FEATURE_CHANNELS, IMAGE_PAD};
@@ -33,6 +33,9 @@ pub struct Options {
     pub ensembling: Ensembling,
     /// Force an instruction set (must be supported by this CPU); `None` picks the best.
     pub isa: Option<Isa>,
+    /// Threads for one step (0 or 1: the calling thread only). With `std`, `threads - 1`
+    /// workers are started at load and kept until the policy is dropped.
+    pub threads: usize,
     /// Without ensembling, query every this many steps (1..=chunk_size); `None`: the config's
     /// `n_action_steps`.
     pub n_action_steps: Option<usize>,
@@ -68,7 +71,8 @@ struct Workspace {
     decoder_out: Vec<f32>,
     actions_norm: Vec<f32>,
     layers: Buffers,
-    gemm: GemmScratch,
+    /// Serial, or a thread pool made at load (std).
+    exec: alloc::boxed::Box<dyn Executor + Send + Sync>,
 }
 
 enum Stepper {
@@ -106,6 +110,12 @@ impl Policy {
             Some(isa) => isa,
             None => Isa::detect(),
         };
+        let threads = match options.threads {
+            0 | 1 => 1,
+            n if cfg!(feature = "std") && n <= 256 => n,
+            n if cfg!(feature = "std") => return Err(config_err("threads", format!("{n} threads is more than 256"))),
+            n => return Err(config_err("threads", format!("{n} threads need act-core's std feature"))),
+        };
         let mut config = config;
         if let Some(k) = options.n_action_steps {
             if k == 0 || k > config.chunk_size {
@@ -116,7 +126,7 @@ impl Policy {
         let store = TensorStore::parse(buffers)?;
         let norm = Normalization::load(&store, &config)?;
         let weights = load_weights(&store, &config, isa)?;
-        let ws = Workspace::new(&config, isa, &weights);
+        let ws = Workspace::new(&config, isa, &weights, threads);
         let coeff = match options.ensembling {
             Ensembling::FromConfig => config.temporal_ensemble_coeff,
             Ensembling::Disabled => None,
@@ -147,6 +157,11 @@ impl Policy {
 
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// Threads a step runs on.
+    pub fn threads(&self) -> usize {
+        self.ws.exec.parts()
     }
 
     pub fn normalization(&self) -> &Normalization {
@@ -251,7 +266,7 @@ impl Policy {
         for (i, (&q, s)) in qpos.iter().zip(ws.state.iter_mut()).enumerate() {
             *s = (q - norm.state.mean[i]) / (norm.state.std[i] + eps);
         }
-        w.state_proj.forward(isa, &ws.state, 1, &mut ws.src[dim..2 * dim], None, false, &mut ws.gemm);
+        w.state_proj.forward(isa, &ws.state, 1, &mut ws.src[dim..2 * dim], None, false, &*ws.exec);
 
         // Image tokens, camera by camera.
         let mut row = 2;
@@ -276,14 +291,14 @@ impl Policy {
                     }
                 }
             }
-            let (fh, fw) = w.backbone.forward(isa, &ws.image, h, wd, &mut ws.backbone, &mut ws.features[c], &mut ws.gemm);
-            w.img_proj.forward(isa, &ws.features[c], fh * fw, &mut ws.src[row * dim..], None, false, &mut ws.gemm);
+            let (fh, fw) = w.backbone.forward(isa, &ws.image, h, wd, &mut ws.backbone, &mut ws.features[c], &*ws.exec);
+            w.img_proj.forward(isa, &ws.features[c], fh * fw, &mut ws.src[row * dim..], None, false, &*ws.exec);
             row += fh * fw;
         }
         let tokens = row;
 
         for layer in &w.encoder {
-            layer.forward(isa, cfg.feedforward_activation, &mut ws.src, &w.encoder_pos, tokens, &mut ws.layers, &mut ws.gemm);
+            layer.forward(isa, cfg.feedforward_activation, &mut ws.src, &w.encoder_pos, tokens, &mut ws.layers, &*ws.exec);
         }
         let m = tokens * dim;
         for ((o, &x), &p) in ws.memory_pos[..m].iter_mut().zip(&ws.src[..m]).zip(&w.encoder_pos[..m]) {
@@ -293,11 +308,11 @@ impl Policy {
         let chunk = cfg.chunk_size;
         ws.tgt[..chunk * dim].fill(0.0);
         for layer in &w.decoder {
-            layer.forward(isa, cfg.feedforward_activation, &mut ws.tgt, &w.query_pos, chunk, &ws.src, &ws.memory_pos, tokens, &mut ws.layers, &mut ws.gemm);
+            layer.forward(isa, cfg.feedforward_activation, &mut ws.tgt, &w.query_pos, chunk, &ws.src, &ws.memory_pos, tokens, &mut ws.layers, &*ws.exec);
         }
         ws.decoder_out.copy_from_slice(&ws.tgt[..chunk * dim]);
         w.decoder_norm.forward(&mut ws.decoder_out);
-        w.action_head.forward(isa, &ws.decoder_out, chunk, &mut ws.actions_norm, None, false, &mut ws.gemm);
+        w.action_head.forward(isa, &ws.decoder_out, chunk, &mut ws.actions_norm, None, false, &*ws.exec);
         Ok(())
     }
 }
@@ -354,7 +369,7 @@ fn load_weights(store: &TensorStore<'_>, cfg: &Config, isa: Isa) -> Result<Weigh
 }
 
 impl Workspace {
-    fn new(cfg: &Config, isa: Isa, w: &Weights) -> Workspace {
+    fn new(cfg: &Config, isa: Isa, w: &Weights, threads: usize) -> Workspace {
         let dim = cfg.dim_model;
         let tokens = cfg.n_tokens();
         let rows = tokens.max(cfg.chunk_size);
@@ -373,10 +388,19 @@ impl Workspace {
             tgt: vec![0.0; rows * dim],
             decoder_out: vec![0.0; cfg.chunk_size * dim],
             actions_norm: vec![0.0; cfg.chunk_size * cfg.action_dim],
-            layers: Buffers::new(isa, rows, dim, cfg.dim_feedforward, cfg.n_heads),
-            gemm: GemmScratch::new(),
+            layers: Buffers::new(isa, rows, dim, cfg.dim_feedforward, cfg.n_heads, threads),
+            exec: make_executor(threads),
         }
     }
+}
+
+fn make_executor(threads: usize) -> alloc::boxed::Box<dyn Executor + Send + Sync> {
+    #[cfg(feature = "std")]
+    if threads > 1 {
+        return alloc::boxed::Box::new(crate::kernels::exec::ThreadPool::new(threads));
+    }
+    let _ = threads;
+    alloc::boxed::Box::new(crate::kernels::exec::Serial)
 }
 
 impl core::fmt::Debug for Policy {

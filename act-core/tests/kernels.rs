@@ -1,7 +1,8 @@
 //! Kernels against naive f64 references written out here, for every instruction set this CPU has.
 mod common;
 use act_core::kernels::attention::{multi_head_attention, AttentionScratch, Tokens};
-use act_core::kernels::gemm::{gemm, Epilogue, GemmScratch};
+use act_core::kernels::exec::Serial;
+use act_core::kernels::gemm::{gemm, Epilogue};
 use act_core::kernels::norm::{layer_norm, softmax_rows};
 use act_core::kernels::pack::{pad_into, ConvA, ConvGeometry, MatrixA, PackedB, RowMap};
 use common::{isas, rel_err, Rng};
@@ -37,7 +38,7 @@ fn gemm_matches_naive_on_odd_shapes_with_epilogue() {
             let packed = PackedB::from_fn(k, n, isa.nr(), |p, j| b[p * n + j]);
             let mut c = vec![f32::NAN; m * n];
             let epi = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
-            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, epi, &mut GemmScratch::new());
+            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, epi, &Serial);
             let err = rel_err(&c, &want);
             assert!(err < 1e-6, "{isa:?} m={m} k={k} n={n}: rel err {err}");
         }
@@ -55,7 +56,7 @@ fn gemm_respects_leading_dimensions() {
     for isa in isas() {
         let packed = PackedB::from_fn(k, n, isa.nr(), |p, j| b[p * n + j]);
         let mut c = vec![-7.0f32; m * ldc];
-        gemm(isa, &MatrixA { data: &a, ld: lda, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: ldc }, Epilogue::default(), &mut GemmScratch::new());
+        gemm(isa, &MatrixA { data: &a, ld: lda, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: ldc }, Epilogue::default(), &Serial);
         for i in 0..m {
             for j in 0..ldc {
                 if j < n {
@@ -119,7 +120,7 @@ fn implicit_gemm_convolution_matches_direct_convolution() {
             let (oh, ow) = (g.out_h(), g.out_w());
             let mut out = vec![-9.0f32; (oh + 2) * (ow + 2) * cout];
             let map = RowMap::Padded { w: ow, pad: 1, c: cout };
-            gemm(isa, &ConvA { input: &padded, geom: g }, packed.as_ref(), &mut out, map, Epilogue::default(), &mut GemmScratch::new());
+            gemm(isa, &ConvA { input: &padded, geom: g }, packed.as_ref(), &mut out, map, Epilogue::default(), &Serial);
             let mut interior = vec![0.0f32; oh * ow * cout];
             for r in 0..oh * ow {
                 interior[r * cout..(r + 1) * cout].copy_from_slice(&out[map.offset(r)..map.offset(r) + cout]);
@@ -171,11 +172,11 @@ fn multi_head_attention_matches_per_head_loops() {
     }
     for isa in isas() {
         let mut out = vec![0.0f32; tq * dim];
-        let mut scratch = AttentionScratch::new(isa, tq, tk, hd);
+        let mut scratch = AttentionScratch::new(isa, tq, tk, hd, 1);
         fn t(d: &[f32], len: usize, dim: usize) -> Tokens<'_> {
             Tokens { data: d, ld: dim, len }
         }
-        multi_head_attention(isa, t(&q, tq, dim), t(&k, tk, dim), t(&v, tk, dim), heads, hd, &mut out, dim, &mut scratch, &mut GemmScratch::new());
+        multi_head_attention(isa, t(&q, tq, dim), t(&k, tk, dim), t(&v, tk, dim), heads, hd, &mut out, dim, &mut scratch, &Serial);
         let err = rel_err(&out, &want);
         assert!(err < 1e-6, "{isa:?}: rel err {err}");
     }

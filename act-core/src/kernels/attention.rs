@@ -1,25 +1,31 @@
-//! Scaled dot-product multi-head attention on token-major buffers, one head at a time through the
-//! packed GEMM: scores = Q_h K_h^T, row softmax, out_h = P V_h.
-use super::gemm::{gemm, Epilogue, GemmScratch};
+//! Scaled dot-product multi-head attention on token-major buffers through the packed GEMM:
+//! scores = Q_h K_h^T, row softmax, out_h = P V_h. Heads are spread over the executor's parts.
+use super::exec::{Executor, Serial};
+use super::gemm::{gemm, gemm_raw, Epilogue};
 use super::norm::softmax_rows;
 use super::pack::{pack_b_into, packed_b_len, MatrixA, RowMap};
 use super::Isa;
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// Scratch for attention over at most `max_q` queries and `max_k` keys; allocate once.
+/// Per-part scratch for attention over at most `max_q` queries and `max_k` keys; allocate once.
 pub struct AttentionScratch {
-    scores: Vec<f32>,
-    packed: Vec<f32>,
+    parts: Vec<PartScratch>,
     max_q: usize,
     max_k: usize,
 }
 
+struct PartScratch {
+    scores: Vec<f32>,
+    packed: Vec<f32>,
+}
+
 impl AttentionScratch {
-    pub fn new(isa: Isa, max_q: usize, max_k: usize, head_dim: usize) -> AttentionScratch {
+    pub fn new(isa: Isa, max_q: usize, max_k: usize, head_dim: usize, parts: usize) -> AttentionScratch {
         let nr = isa.nr();
         let packed = packed_b_len(head_dim, max_k, nr).max(packed_b_len(max_k, head_dim, nr));
-        AttentionScratch { scores: vec![0.0; max_q * max_k], packed: vec![0.0; packed], max_q, max_k }
+        let parts = (0..parts.max(1)).map(|_| PartScratch { scores: vec![0.0; max_q * max_k], packed: vec![0.0; packed] }).collect();
+        AttentionScratch { parts, max_q, max_k }
     }
 }
 
@@ -30,6 +36,19 @@ pub struct Tokens<'a> {
     pub ld: usize,
     pub len: usize,
 }
+
+struct Out(*mut f32);
+
+impl Out {
+    /// # Safety
+    /// `off` must be within the output.
+    unsafe fn at(&self, off: usize) -> *mut f32 {
+        unsafe { self.0.add(off) }
+    }
+}
+// SAFETY: parts write disjoint column ranges (their heads) of the output.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
 
 /// `out[t, h*hd..(h+1)*hd] = softmax(q_h k_h^T / sqrt(hd)) v_h` for every head h.
 /// `out` is token-major with leading dimension `ld_out`.
@@ -44,23 +63,58 @@ pub fn multi_head_attention(
     out: &mut [f32],
     ld_out: usize,
     scratch: &mut AttentionScratch,
-    gemm_scratch: &mut GemmScratch,
+    exec: &dyn Executor,
 ) {
     let (tq, tk) = (q.len, k.len);
     assert!(tq <= scratch.max_q && tk <= scratch.max_k && v.len == tk, "attention: sizes exceed scratch");
+    assert!(tq == 0 || out.len() >= (tq - 1) * ld_out + heads * head_dim, "attention: output too small");
+    let parts = exec.parts().min(scratch.parts.len()).min(heads.max(1));
     let nr = isa.nr();
     let scale = 1.0 / libm::sqrtf(head_dim as f32);
-    for h in 0..heads {
-        let off = h * head_dim;
-        let scores = &mut scratch.scores[..tq * tk];
-        {
-            let kt = pack_b_into(&mut scratch.packed, head_dim, tk, nr, |p, j| k.data[j * k.ld + off + p]);
-            let qa = MatrixA { data: &q.data[off..], ld: q.ld, m: tq, k: head_dim };
-            gemm(isa, &qa, kt, scores, RowMap::Strided { ld: tk }, Epilogue::default(), gemm_scratch);
+    let (out_ptr, out_len) = (Out(out.as_mut_ptr()), out.len());
+    // Each part takes its own scratch slot, by index.
+    let part_scratch = ScratchPtr(scratch.parts.as_mut_ptr());
+    let job = |t: usize| {
+        if t >= parts {
+            return;
         }
-        softmax_rows(scores, tk, scale);
-        let vp = pack_b_into(&mut scratch.packed, tk, head_dim, nr, |p, j| v.data[p * v.ld + off + j]);
-        let pa = MatrixA { data: scores, ld: tk, m: tq, k: tk };
-        gemm(isa, &pa, vp, &mut out[off..], RowMap::Strided { ld: ld_out }, Epilogue::default(), gemm_scratch);
+        // SAFETY: part t alone uses slot t (t < parts <= scratch.parts.len()).
+        let ps = unsafe { part_scratch.slot(t) };
+        for h in (t..heads).step_by(parts) {
+            let off = h * head_dim;
+            let scores = &mut ps.scores[..tq * tk];
+            {
+                let kt = pack_b_into(&mut ps.packed, head_dim, tk, nr, |p, j| k.data[j * k.ld + off + p]);
+                let qa = MatrixA { data: &q.data[off..], ld: q.ld, m: tq, k: head_dim };
+                gemm(isa, &qa, kt, scores, RowMap::Strided { ld: tk }, Epilogue::default(), &Serial);
+            }
+            softmax_rows(scores, tk, scale);
+            let vp = pack_b_into(&mut ps.packed, tk, head_dim, nr, |p, j| v.data[p * v.ld + off + j]);
+            let pa = MatrixA { data: scores, ld: tk, m: tq, k: tk };
+            // SAFETY: the output holds tq rows of ld_out (asserted above); head h writes only
+            // columns off..off + head_dim, and each head belongs to exactly one part.
+            unsafe {
+                gemm_raw(isa, &pa, vp, out_ptr.at(off), out_len - off, RowMap::Strided { ld: ld_out }, Epilogue::default(), &Serial);
+            }
+        }
+    };
+    if parts <= 1 {
+        job(0);
+    } else {
+        exec.run(&job);
     }
 }
+
+struct ScratchPtr(*mut PartScratch);
+
+impl ScratchPtr {
+    /// # Safety
+    /// `t` must be in bounds, and no one else may use slot `t` while the reference lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slot(&self, t: usize) -> &mut PartScratch {
+        unsafe { &mut *self.0.add(t) }
+    }
+}
+// SAFETY: each part dereferences only its own slot.
+unsafe impl Send for ScratchPtr {}
+unsafe impl Sync for ScratchPtr {}

@@ -3,6 +3,7 @@
 //! never allocates; the model code in `crate::model` only calls these functions.
 
 pub mod attention;
+pub mod exec;
 pub mod gemm;
 pub mod kernel;
 pub mod norm;
@@ -14,7 +15,8 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
-pub use gemm::{Epilogue, GemmScratch};
+pub use exec::{Executor, Serial};
+pub use gemm::Epilogue;
 pub use kernel::Segment;
 pub use pack::{ConvGeometry, PackedB, RowMap};
 

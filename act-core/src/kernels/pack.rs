@@ -67,7 +67,7 @@ impl PackedB {
 
 /// The A operand of a GEMM, read in place (never packed): row r starts at `row_offset(r)` in
 /// `data()`, and its k elements are found along `segments`.
-pub trait ASource {
+pub trait ASource: Sync {
     fn rows(&self) -> usize;
     fn cols(&self) -> usize;
     fn data(&self) -> &[f32];

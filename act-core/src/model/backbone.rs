@@ -4,7 +4,8 @@
 //! convolution window lies inside its buffer and the kernels need no bounds checks.
 use crate::checkpoint::TensorStore;
 use crate::error::Result;
-use crate::kernels::gemm::{gemm, Epilogue, GemmScratch};
+use crate::kernels::exec::Executor;
+use crate::kernels::gemm::{gemm, Epilogue};
 use crate::kernels::pack::{zero_border, ConvA, ConvGeometry, PackedB, RowMap};
 use crate::kernels::Isa;
 use alloc::format;
@@ -56,13 +57,13 @@ impl ConvBn {
     /// (out_h x out_w x cout inside ACT_PAD zeros), plus optional residual (laid out like out) and
     /// ReLU. Returns the output size.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(&self, isa: Isa, input: &[f32], in_h: usize, in_w: usize, in_pad: usize, out: &mut [f32], residual: Option<&[f32]>, relu: bool, scratch: &mut GemmScratch) -> (usize, usize) {
+    pub fn forward(&self, isa: Isa, input: &[f32], in_h: usize, in_w: usize, in_pad: usize, out: &mut [f32], residual: Option<&[f32]>, relu: bool, exec: &dyn Executor) -> (usize, usize) {
         let geom = ConvGeometry { in_pad, ..self.geometry(in_h, in_w) };
         let (oh, ow) = (geom.out_h(), geom.out_w());
         let a = ConvA { input: &input[..geom.input_len()], geom };
         let epi = Epilogue { bias: Some(&self.bias), residual, relu };
         let map = RowMap::Padded { w: ow, pad: ACT_PAD, c: self.cout };
-        gemm(isa, &a, self.w.as_ref(), out, map, epi, scratch);
+        gemm(isa, &a, self.w.as_ref(), out, map, epi, exec);
         zero_border(out, oh, ow, self.cout, ACT_PAD);
         (oh, ow)
     }
@@ -136,20 +137,20 @@ impl ResNet18 {
 
     /// `image`: normalised NHWC h x w x 3 inside IMAGE_PAD zeros. Writes layer4's output
     /// (unpadded NHWC fh x fw x 512) to `features` and returns (fh, fw).
-    pub fn forward(&self, isa: Isa, image: &[f32], h: usize, w: usize, bufs: &mut BackboneBuffers, features: &mut [f32], scratch: &mut GemmScratch) -> (usize, usize) {
-        let (h1, w1) = self.conv1.forward(isa, image, h, w, IMAGE_PAD, &mut bufs.t, None, true, scratch);
+    pub fn forward(&self, isa: Isa, image: &[f32], h: usize, w: usize, bufs: &mut BackboneBuffers, features: &mut [f32], exec: &dyn Executor) -> (usize, usize) {
+        let (h1, w1) = self.conv1.forward(isa, image, h, w, IMAGE_PAD, &mut bufs.t, None, true, exec);
         let (mut h, mut w) = max_pool_3x3_s2(&bufs.t, h1, w1, 64, &mut bufs.x);
         let mut c = 64;
         for block in &self.blocks {
-            let (h2, w2) = block.conv1.forward(isa, &bufs.x, h, w, ACT_PAD, &mut bufs.t, None, true, scratch);
+            let (h2, w2) = block.conv1.forward(isa, &bufs.x, h, w, ACT_PAD, &mut bufs.t, None, true, exec);
             let residual: &[f32] = match &block.downsample {
                 Some(ds) => {
-                    ds.forward(isa, &bufs.x, h, w, ACT_PAD, &mut bufs.d, None, false, scratch);
+                    ds.forward(isa, &bufs.x, h, w, ACT_PAD, &mut bufs.d, None, false, exec);
                     &bufs.d
                 }
                 None => &bufs.x,
             };
-            block.conv2.forward(isa, &bufs.t, h2, w2, ACT_PAD, &mut bufs.y, Some(residual), true, scratch);
+            block.conv2.forward(isa, &bufs.t, h2, w2, ACT_PAD, &mut bufs.y, Some(residual), true, exec);
             core::mem::swap(&mut bufs.x, &mut bufs.y);
             (h, w, c) = (h2, w2, block.conv2.cout);
         }

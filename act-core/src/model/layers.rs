@@ -1,7 +1,8 @@
 //! Linear and LayerNorm layers with their weights prepacked for the GEMM kernel.
 use crate::checkpoint::TensorStore;
 use crate::error::Result;
-use crate::kernels::gemm::{gemm, Epilogue, GemmScratch};
+use crate::kernels::exec::Executor;
+use crate::kernels::gemm::{gemm, Epilogue};
 use crate::kernels::norm::layer_norm;
 use crate::kernels::pack::{MatrixA, PackedB, RowMap};
 use crate::kernels::Isa;
@@ -37,11 +38,11 @@ impl Linear {
         out: &mut [f32],
         residual: Option<&[f32]>,
         relu: bool,
-        scratch: &mut GemmScratch,
+        exec: &dyn Executor,
     ) {
         let a = MatrixA { data: x, ld: self.n_in, m: rows, k: self.n_in };
         let epi = Epilogue { bias: Some(&self.b), residual, relu };
-        gemm(isa, &a, self.w.as_ref(), out, RowMap::Strided { ld: self.n_out }, epi, scratch);
+        gemm(isa, &a, self.w.as_ref(), out, RowMap::Strided { ld: self.n_out }, epi, exec);
     }
 }
 

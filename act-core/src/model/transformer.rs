@@ -5,7 +5,7 @@ use crate::checkpoint::TensorStore;
 use crate::config::Activation;
 use crate::error::Result;
 use crate::kernels::attention::{multi_head_attention, AttentionScratch, Tokens};
-use crate::kernels::gemm::GemmScratch;
+use crate::kernels::exec::Executor;
 use crate::kernels::Isa;
 use alloc::format;
 use alloc::vec;
@@ -50,7 +50,7 @@ pub struct Buffers {
 }
 
 impl Buffers {
-    pub fn new(isa: Isa, rows: usize, dim: usize, ff: usize, heads: usize) -> Buffers {
+    pub fn new(isa: Isa, rows: usize, dim: usize, ff: usize, heads: usize, parts: usize) -> Buffers {
         Buffers {
             q: vec![0.0; rows * dim],
             k: vec![0.0; rows * dim],
@@ -59,7 +59,7 @@ impl Buffers {
             xp: vec![0.0; rows * dim],
             tmp: vec![0.0; rows * dim],
             ff: vec![0.0; rows * ff],
-            attention: AttentionScratch::new(isa, rows, rows, dim / heads),
+            attention: AttentionScratch::new(isa, rows, rows, dim / heads, parts),
         }
     }
 }
@@ -91,7 +91,7 @@ fn attention_block(
     v_in: Option<&[f32]>,
     rk: usize,
     b: &mut Buffers,
-    s: &mut GemmScratch,
+    s: &dyn Executor,
 ) {
     let dim = attn.wq.n_in;
     attn.wq.forward(isa, q_in, rq, &mut b.q, None, false, s);
@@ -108,7 +108,7 @@ fn attention_block(
 
 /// `x = norm(x + W2 act(W1 x))`.
 #[allow(clippy::too_many_arguments)]
-fn feed_forward_block(isa: Isa, l1: &Linear, l2: &Linear, act: Activation, norm: &LayerNorm, x: &mut Vec<f32>, rows: usize, b: &mut Buffers, s: &mut GemmScratch) {
+fn feed_forward_block(isa: Isa, l1: &Linear, l2: &Linear, act: Activation, norm: &LayerNorm, x: &mut Vec<f32>, rows: usize, b: &mut Buffers, s: &dyn Executor) {
     let dim = l1.n_in;
     l1.forward(isa, x, rows, &mut b.ff, None, act == Activation::Relu, s);
     if act == Activation::Gelu {
@@ -139,7 +139,7 @@ impl EncoderLayer {
     }
 
     /// q = k = x + pos, v = x; x = LN1(x + MHA); x = LN2(x + FFN(x)).
-    pub fn forward(&self, isa: Isa, act: Activation, x: &mut Vec<f32>, pos: &[f32], rows: usize, b: &mut Buffers, s: &mut GemmScratch) {
+    pub fn forward(&self, isa: Isa, act: Activation, x: &mut Vec<f32>, pos: &[f32], rows: usize, b: &mut Buffers, s: &dyn Executor) {
         let n = rows * self.linear1.n_in;
         let mut xp = core::mem::take(&mut b.xp);
         add_into(&mut xp[..n], &x[..n], &pos[..n]);
@@ -186,7 +186,7 @@ impl DecoderLayer {
         memory_pos: &[f32],
         mem_rows: usize,
         b: &mut Buffers,
-        s: &mut GemmScratch,
+        s: &dyn Executor,
     ) {
         let dim = self.linear1.n_in;
         let n = rows * dim;
