@@ -61,6 +61,11 @@
 #include <stdint.h>
 
 /**
+ * Cameras per policy, at most (act-core's config limit): `act_info.n_cameras <= ACT_MAX_CAMERAS`.
+ */
+#define ACT_MAX_CAMERAS 16
+
+/**
  * Status code returned by every `act_*` call. `ACT_OK` is 0; every other value is an error whose
  * text is in `act_policy_last_error` (calls on a handle) or `act_last_error` (opens, NULL handles).
  */

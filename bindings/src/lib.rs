@@ -19,7 +19,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 mod types;
 pub use types::*;
 use act_status::*;
-const MAX_CAMERAS: usize = ACT_MAX_CAMERAS;
 
 /// A NUL-terminated message buffer that never reallocates: writes past its capacity are cut at a
 /// character boundary.
@@ -222,8 +221,8 @@ fn isa_code(isa: Isa) -> u32 {
 fn finish_open(result: act::Result<Policy>, out: *mut *mut act_policy) -> Result<(), Fail> {
     let policy = result.map_err(|e| global_fail(status_of(&e), format_args!("{e}")))?;
     let cameras = &policy.config().cameras;
-    if cameras.len() > MAX_CAMERAS {
-        return Err(global_fail(ACT_ERR_CONFIG, format_args!("{} cameras, at most {MAX_CAMERAS}", cameras.len())));
+    if cameras.len() > ACT_MAX_CAMERAS {
+        return Err(global_fail(ACT_ERR_CONFIG, format_args!("{} cameras, at most {ACT_MAX_CAMERAS}", cameras.len())));
     }
     let mut camera_names = Vec::with_capacity(cameras.len());
     for c in cameras {
@@ -448,7 +447,7 @@ unsafe fn with_inputs(
     }
     // SAFETY: non-NULL, aligned, n_images (= number of cameras) elements by contract.
     let imgs = unsafe { core::slice::from_raw_parts(images, n_images) };
-    let mut views: [&[u8]; MAX_CAMERAS] = [&[]; MAX_CAMERAS];
+    let mut views: [&[u8]; ACT_MAX_CAMERAS] = [&[]; ACT_MAX_CAMERAS];
     for (i, (img, cam)) in imgs.iter().zip(&c.cameras).enumerate() {
         if img.data.is_null() {
             fail!(err, ACT_ERR_NULL_POINTER, "images[{i}].data is NULL");

@@ -246,8 +246,16 @@ pub fn built_library(file: &str) -> std::path::PathBuf {
 /// A fresh scratch directory under cargo's per-target temp dir.
 pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     let base = option_env!("CARGO_TARGET_TMPDIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("act-core-ffi-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Leftovers of earlier runs (other process ids) go first.
+    let stem = format!("act-core-ffi-{name}-");
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for e in entries.flatten() {
+            if e.file_name().to_str().is_some_and(|n| n.starts_with(&stem)) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = base.join(format!("{stem}{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
