@@ -1,6 +1,6 @@
 //! The C ABI called from Rust through the built `libact_core.so` (dlopen), exactly as a C program
 //! would: every entry point, every error path, and agreement with act-core's Rust API.
-#![allow(non_camel_case_types)]
+#![allow(non_camel_case_types, clippy::missing_transmute_annotations, clippy::type_complexity)]
 mod common;
 #[path = "../src/types.rs"]
 mod types;
@@ -98,7 +98,7 @@ fn defaults() -> act_options {
 
 /// Open from bytes; Err((status, message)) on failure, after checking `*out` was set to NULL.
 fn open_bytes(bytes: &[u8], options: Option<&act_options>) -> Result<*mut act_policy, (act_status, String)> {
-    let mut p = 1usize as *mut act_policy; // not NULL: a failed open must clear it
+    let mut p = core::ptr::dangling_mut::<act_policy>(); // not NULL: a failed open must clear it
     let opt = options.map_or(core::ptr::null(), |o| o as *const _);
     let s = unsafe { (lib().open_bytes)(bytes.as_ptr(), bytes.len(), opt, &mut p) };
     if s == ACT_OK {
@@ -408,7 +408,7 @@ fn step_predict_and_reset_reject_bad_input_without_touching_the_output() {
 #[test]
 fn a_null_handle_gets_a_status_on_every_call() {
     // E.g. a controller that ignored a failed open.
-    let mut p = 1usize as *mut act_policy;
+    let mut p = core::ptr::dangling_mut::<act_policy>();
     let s = unsafe { (lib().open)(c"/nonexistent/ckpt.safetensors".as_ptr(), core::ptr::null(), &mut p) };
     assert_eq!(s, ACT_ERR_IO);
     assert!(p.is_null());
@@ -475,7 +475,6 @@ fn the_global_error_is_per_thread_and_handles_move_between_threads() {
                 c
             })
         })
-        .map(|h| h)
         .collect();
     let results: Vec<Vec<f32>> = threads.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(results[0], results[1]);

@@ -28,8 +28,7 @@ fn have(tool: &str) -> bool {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    out
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
 }
 
 fn ok(cmd: &mut Command) -> String {
@@ -231,7 +230,8 @@ fn c_example_is_clean_under_valgrind_memcheck() {
     }
     let s = setup();
     // The shared build only: the static one runs the same code, and valgrind is slow.
-    for link in [Link::Shared] {
+    {
+        let link = Link::Shared;
         let exe = build(Lang::C, link);
         let out = run(
             Command::new("valgrind")
