@@ -5,7 +5,9 @@
 # work without exporting anything:
 #   * Debian packages: HDF5 headers, pkg-config, EGL/Mesa for headless rendering;
 #   * a trimmed libtorch 2.11.0 (what tch =0.24.0 expects) built from the PyPI torch wheel;
-#   * libmujoco 3.17.0 (what mujoco-rs 7.0.0 expects) from the PyPI mujoco wheel.
+#   * libmujoco 3.17.0 (what mujoco-rs 7.0.0 expects) from the PyPI mujoco wheel;
+#   * for the C bindings' tests: cbindgen (pinned; it generates bindings/include/act_core.h),
+#     valgrind and cmake (Debian packages).
 # Both libraries live in a per-user cache outside the repository (ACT_RS_CACHE, default
 # ~/.cache/act-rs) so every clone and every CI run reuses them; `.deps/` in the repository holds
 # symlinks to them, which `.cargo/config.toml` turns into absolute LIBTORCH and
@@ -23,7 +25,7 @@ PY="${PYTHON:-python3}"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- apt packages
-APT_PACKAGES=(libhdf5-dev pkg-config libegl1 libegl-mesa0 libgl1-mesa-dri)
+APT_PACKAGES=(libhdf5-dev pkg-config libegl1 libegl-mesa0 libgl1-mesa-dri valgrind cmake)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -34,6 +36,15 @@ if ((${#missing[@]})); then
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# ---------------------------------------------------------------- cbindgen
+# Pinned: the committed header must equal this version's output (bindings/tests/header.rs).
+# The Debian package is too old for edition-2024 attributes.
+CBINDGEN_VERSION=0.29.4
+if [ "$(cbindgen --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]; then
+    log "installing cbindgen $CBINDGEN_VERSION (cargo install, one time)"
+    cargo install --locked --quiet --force cbindgen --version "$CBINDGEN_VERSION" >&2
 fi
 
 # ---------------------------------------------------------------- wheels

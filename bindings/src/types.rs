@@ -1,0 +1,142 @@
+//! The C-visible types, shared with the tests (tests/c_abi.rs includes this file) so that both
+//! sides of the ABI use one definition.
+#![allow(non_camel_case_types, dead_code)]
+use core::ffi::c_char;
+
+/// Status code returned by every `act_*` call. `ACT_OK` is 0; every other value is an error whose
+/// text is in `act_policy_last_error` (calls on a handle) or `act_last_error` (opens, NULL handles).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum act_status {
+    /// Success.
+    ACT_OK = 0,
+    /// A required pointer argument is NULL (including a NULL policy handle, e.g. after a failed open).
+    ACT_ERR_NULL_POINTER = 1,
+    /// An argument is out of range: an unknown option value, a camera index past the end, a
+    /// misaligned `float` pointer, an output buffer that overlaps an input.
+    ACT_ERR_INVALID_ARGUMENT = 2,
+    /// The checkpoint file or directory cannot be read.
+    ACT_ERR_IO = 3,
+    /// The checkpoint is malformed: truncated, bad header, missing tensor, wrong shape,
+    /// unsupported dtype, NaN or infinite weight.
+    ACT_ERR_CHECKPOINT = 4,
+    /// The checkpoint's configuration is missing, malformed or out of the supported range.
+    ACT_ERR_CONFIG = 5,
+    /// The option is valid but not available here (an instruction set this CPU lacks, a compute
+    /// precision act-core does not implement).
+    ACT_ERR_UNSUPPORTED = 6,
+    /// An input or output has the wrong size: qpos length, number of images, an image's height or
+    /// width, the action buffer's length.
+    ACT_ERR_INPUT_SIZE = 7,
+    /// qpos holds NaN or infinity.
+    ACT_ERR_NON_FINITE_INPUT = 8,
+    /// An internal error (a Rust panic, caught at the boundary). The handle is unusable afterwards:
+    /// every later call on it returns this status; free it and open a new one.
+    ACT_ERR_INTERNAL = 9,
+}
+
+/// `act_options.ensembling`: how `act_policy_step` turns predicted chunks into actions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum act_ensembling {
+    /// Use the checkpoint's `temporal_ensemble_coeff`: temporal ensembling if it is set, chunk
+    /// execution otherwise. The default (0).
+    ACT_ENSEMBLING_FROM_CONFIG = 0,
+    /// Chunk execution: predict every `n_action_steps` steps and execute the chunk's actions in order.
+    ACT_ENSEMBLING_DISABLED = 1,
+    /// Temporal ensembling with `act_options.ensemble_coeff` (finite, >= 0): predict every step.
+    ACT_ENSEMBLING_COEFFICIENT = 2,
+}
+
+/// `act_options.isa`: the instruction set of the numeric kernels.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum act_isa {
+    /// The best one this CPU supports (the default, 0).
+    ACT_ISA_AUTO = 0,
+    /// Portable code, any CPU.
+    ACT_ISA_SCALAR = 1,
+    /// x86_64 AVX2 + FMA.
+    ACT_ISA_AVX2 = 2,
+    /// x86_64 AVX-512F.
+    ACT_ISA_AVX512 = 3,
+}
+
+/// `act_options.precision`: the compute precision.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum act_precision {
+    /// The default (0): currently f32.
+    ACT_PRECISION_DEFAULT = 0,
+    /// f32 compute (weights stored as f16/bf16 are widened at load). The only one implemented;
+    /// any other value returns `ACT_ERR_UNSUPPORTED`.
+    ACT_PRECISION_F32 = 1,
+}
+
+/// Load-time options. A zero-initialised struct (`act_options o = {0};`) means the defaults, the
+/// same as passing NULL or `act_options_default()`. Enumerated fields are plain integers so that any
+/// value a C caller writes is checked, never undefined behaviour.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct act_options {
+    /// Worker threads; 0 = default. Currently ignored: act-core runs on the calling thread.
+    pub threads: u32,
+    /// An `act_ensembling` value.
+    pub ensembling: u32,
+    /// The temporal-ensembling coefficient, used when `ensembling == ACT_ENSEMBLING_COEFFICIENT`.
+    pub ensemble_coeff: f32,
+    /// An `act_isa` value.
+    pub isa: u32,
+    /// An `act_precision` value.
+    pub precision: u32,
+}
+
+/// What a policy expects and produces (`act_policy_info`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct act_info {
+    /// Length of qpos for step and predict.
+    pub state_dim: usize,
+    /// Length of one action (step's output).
+    pub action_dim: usize,
+    /// Actions per predicted chunk (predict_chunk writes chunk_size * action_dim floats).
+    pub chunk_size: usize,
+    /// Actions executed per chunk when ensembling is off.
+    pub n_action_steps: usize,
+    /// Number of cameras: images per step, in camera order (`act_policy_camera`).
+    pub n_cameras: usize,
+    /// `ACT_ENSEMBLING_COEFFICIENT` (temporal ensembling) or `ACT_ENSEMBLING_DISABLED` (chunk
+    /// execution): what `act_policy_step` does, with the options resolved.
+    pub ensembling: u32,
+    /// The ensembling coefficient in use; 0 when ensembling is disabled.
+    pub ensemble_coeff: f32,
+    /// The `act_isa` the kernels run on (never `ACT_ISA_AUTO`).
+    pub isa: u32,
+}
+
+/// One camera of the policy (`act_policy_camera`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct act_camera {
+    /// The camera's name (`<cam>` of `observation.images.<cam>`), NUL-terminated, owned by the
+    /// policy: valid until `act_policy_free`.
+    pub name: *const c_char,
+    /// Image height in pixels.
+    pub height: usize,
+    /// Image width in pixels.
+    pub width: usize,
+}
+
+/// One camera image: `height * width * 3` bytes, u8 RGB, row-major HWC, tightly packed. `height`
+/// and `width` must equal the camera's (`act_policy_camera`); act-core does not resize.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct act_image {
+    pub data: *const u8,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// Cameras per policy, at most (act-core's config limit): `act_info.n_cameras <= ACT_MAX_CAMERAS`.
+pub const ACT_MAX_CAMERAS: usize = 16;
+

@@ -1,0 +1,481 @@
+//! The C ABI called from Rust through the built `libact_core.so` (dlopen), exactly as a C program
+//! would: every entry point, every error path, and agreement with act-core's Rust API.
+#![allow(non_camel_case_types, clippy::missing_transmute_annotations, clippy::type_complexity)]
+mod common;
+#[path = "../src/types.rs"]
+mod types;
+
+use common::{image, serialize, Tiny};
+use core::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::CString;
+use std::sync::OnceLock;
+use types::act_status::{self, *};
+use types::*;
+
+unsafe extern "C" {
+    fn dlopen(filename: *const c_char, flag: c_int) -> *mut c_void;
+    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    fn dlerror() -> *const c_char;
+}
+const RTLD_NOW: c_int = 2;
+
+type Input = unsafe extern "C" fn(*mut act_policy, *const f32, usize, *const act_image, usize, *mut f32, usize) -> act_status;
+
+/// Opaque handle type, as in C.
+#[repr(C)]
+struct act_policy {
+    _private: [u8; 0],
+}
+
+struct Lib {
+    options_default: unsafe extern "C" fn() -> act_options,
+    open: unsafe extern "C" fn(*const c_char, *const act_options, *mut *mut act_policy) -> act_status,
+    open_bytes: unsafe extern "C" fn(*const u8, usize, *const act_options, *mut *mut act_policy) -> act_status,
+    free: unsafe extern "C" fn(*mut act_policy) -> act_status,
+    info: unsafe extern "C" fn(*const act_policy, *mut act_info) -> act_status,
+    camera: unsafe extern "C" fn(*const act_policy, usize, *mut act_camera) -> act_status,
+    step: Input,
+    predict: Input,
+    reset: unsafe extern "C" fn(*mut act_policy) -> act_status,
+    policy_last_error: unsafe extern "C" fn(*const act_policy) -> *const c_char,
+    last_error: unsafe extern "C" fn() -> *const c_char,
+    status_string: unsafe extern "C" fn(c_int) -> *const c_char,
+    version: unsafe extern "C" fn() -> *const c_char,
+}
+
+fn lib() -> &'static Lib {
+    static LIB: OnceLock<Lib> = OnceLock::new();
+    LIB.get_or_init(|| unsafe {
+        let path = common::built_library("libact_core.so");
+        let cpath = CString::new(path.to_str().unwrap()).unwrap();
+        let h = dlopen(cpath.as_ptr(), RTLD_NOW);
+        assert!(!h.is_null(), "dlopen {}: {:?}", path.display(), CStr::from_ptr(dlerror()));
+        let sym = |name: &str| {
+            let c = CString::new(name).unwrap();
+            let p = dlsym(h, c.as_ptr());
+            assert!(!p.is_null(), "libact_core.so does not export {name}");
+            p
+        };
+        macro_rules! f {
+            ($name:literal) => {
+                std::mem::transmute(sym($name))
+            };
+        }
+        Lib {
+            options_default: f!("act_options_default"),
+            open: f!("act_policy_open"),
+            open_bytes: f!("act_policy_open_bytes"),
+            free: f!("act_policy_free"),
+            info: f!("act_policy_info"),
+            camera: f!("act_policy_camera"),
+            step: f!("act_policy_step"),
+            predict: f!("act_policy_predict_chunk"),
+            reset: f!("act_policy_reset"),
+            policy_last_error: f!("act_policy_last_error"),
+            last_error: f!("act_last_error"),
+            status_string: f!("act_status_string"),
+            version: f!("act_version"),
+        }
+    })
+}
+
+fn text(p: *const c_char) -> String {
+    assert!(!p.is_null());
+    unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned()
+}
+
+fn last_error() -> String {
+    text(unsafe { (lib().last_error)() })
+}
+
+fn handle_error(p: *const act_policy) -> String {
+    text(unsafe { (lib().policy_last_error)(p) })
+}
+
+fn defaults() -> act_options {
+    unsafe { (lib().options_default)() }
+}
+
+/// Open from bytes; Err((status, message)) on failure, after checking `*out` was set to NULL.
+fn open_bytes(bytes: &[u8], options: Option<&act_options>) -> Result<*mut act_policy, (act_status, String)> {
+    let mut p = core::ptr::dangling_mut::<act_policy>(); // not NULL: a failed open must clear it
+    let opt = options.map_or(core::ptr::null(), |o| o as *const _);
+    let s = unsafe { (lib().open_bytes)(bytes.as_ptr(), bytes.len(), opt, &mut p) };
+    if s == ACT_OK {
+        assert!(!p.is_null());
+        Ok(p)
+    } else {
+        assert!(p.is_null(), "a failed open must leave *out NULL");
+        Err((s, last_error()))
+    }
+}
+
+fn open_path(path: &std::path::Path, options: Option<&act_options>) -> Result<*mut act_policy, (act_status, String)> {
+    let c = CString::new(path.to_str().unwrap()).unwrap();
+    let mut p = core::ptr::null_mut();
+    let opt = options.map_or(core::ptr::null(), |o| o as *const _);
+    match unsafe { (lib().open)(c.as_ptr(), opt, &mut p) } {
+        ACT_OK => Ok(p),
+        s => {
+            assert!(p.is_null());
+            Err((s, last_error()))
+        }
+    }
+}
+
+fn free(p: *mut act_policy) {
+    assert_eq!(unsafe { (lib().free)(p) }, ACT_OK);
+}
+
+fn info(p: *const act_policy) -> act_info {
+    let mut i = unsafe { core::mem::zeroed::<act_info>() };
+    assert_eq!(unsafe { (lib().info)(p, &mut i) }, ACT_OK, "{}", handle_error(p));
+    i
+}
+
+/// Inputs for the two-camera tiny policy.
+struct Inputs {
+    qpos: Vec<f32>,
+    imgs: Vec<Vec<u8>>,
+    views: Vec<act_image>,
+}
+
+fn inputs(t: &Tiny, seed: u64) -> Inputs {
+    let imgs: Vec<Vec<u8>> = t.cameras.iter().enumerate().map(|(i, &(_, h, w))| image(h, w, seed + i as u64)).collect();
+    let views = imgs.iter().zip(&t.cameras).map(|(v, &(_, h, w))| act_image { data: v.as_ptr(), height: h, width: w }).collect();
+    let qpos = (0..t.state).map(|j| 0.05 * j as f32 - 0.3 + 0.01 * seed as f32).collect();
+    Inputs { qpos, imgs, views }
+}
+
+fn call(f: Input, p: *mut act_policy, i: &Inputs, out: &mut [f32]) -> act_status {
+    unsafe { f(p, i.qpos.as_ptr(), i.qpos.len(), i.views.as_ptr(), i.views.len(), out.as_mut_ptr(), out.len()) }
+}
+
+fn two_cameras() -> Tiny {
+    let mut t = Tiny::new();
+    t.cameras = vec![("top", 64, 64), ("left_wrist", 48, 80)];
+    t
+}
+
+#[test]
+fn version_status_strings_and_default_options() {
+    assert_eq!(text(unsafe { (lib().version)() }), env!("CARGO_PKG_VERSION"));
+    assert_eq!(text(unsafe { (lib().status_string)(0) }), "ok");
+    for s in 1..=9 {
+        let t = text(unsafe { (lib().status_string)(s) });
+        assert!(!t.is_empty() && t != "unknown status", "{s}: {t}");
+    }
+    assert_eq!(text(unsafe { (lib().status_string)(-1) }), "unknown status");
+    assert_eq!(text(unsafe { (lib().status_string)(1000) }), "unknown status");
+    let d = defaults();
+    assert_eq!((d.threads, d.ensembling, d.ensemble_coeff, d.isa, d.precision), (0, 0, 0.0, 0, 0));
+}
+
+#[test]
+fn info_and_cameras_describe_the_checkpoint() {
+    let t = two_cameras();
+    let p = open_bytes(&t.checkpoint(1), None).unwrap();
+    let i = info(p);
+    assert_eq!((i.state_dim, i.action_dim, i.chunk_size, i.n_action_steps, i.n_cameras), (14, 14, 5, 5, 2));
+    // The tiny config has no temporal_ensemble_coeff: chunk execution.
+    assert_eq!((i.ensembling, i.ensemble_coeff), (act_ensembling::ACT_ENSEMBLING_DISABLED as u32, 0.0));
+    assert_ne!(i.isa, act_isa::ACT_ISA_AUTO as u32);
+    for (k, &(name, h, w)) in t.cameras.iter().enumerate() {
+        let mut c = unsafe { core::mem::zeroed::<act_camera>() };
+        assert_eq!(unsafe { (lib().camera)(p, k, &mut c) }, ACT_OK);
+        assert_eq!((text(c.name).as_str(), c.height, c.width), (name, h, w));
+    }
+    let mut c = unsafe { core::mem::zeroed::<act_camera>() };
+    assert_eq!(unsafe { (lib().camera)(p, 2, &mut c) }, ACT_ERR_INVALID_ARGUMENT);
+    assert!(handle_error(p).contains("camera index 2 is out of range"), "{}", handle_error(p));
+    assert_eq!(unsafe { (lib().camera)(p, usize::MAX, &mut c) }, ACT_ERR_INVALID_ARGUMENT);
+    assert_eq!(unsafe { (lib().camera)(p, 0, core::ptr::null_mut()) }, ACT_ERR_NULL_POINTER);
+    assert_eq!(unsafe { (lib().info)(p, core::ptr::null_mut()) }, ACT_ERR_NULL_POINTER);
+    assert!(handle_error(p).contains("NULL"));
+    // A successful call clears the handle's message.
+    info(p);
+    assert_eq!(handle_error(p), "");
+    free(p);
+}
+
+#[test]
+fn predict_and_step_agree_with_the_rust_api() {
+    let t = two_cameras();
+    let bytes = t.checkpoint(7);
+    for (mode, coeff, rust) in [
+        (0u32, 0.0f32, act::Ensembling::FromConfig),
+        (1, 0.0, act::Ensembling::Disabled),
+        (2, 0.05, act::Ensembling::Coefficient(0.05)),
+    ] {
+        let opts = act_options { ensembling: mode, ensemble_coeff: coeff, ..defaults() };
+        let p = open_bytes(&bytes, Some(&opts)).unwrap();
+        let mut r = act::Policy::from_bytes(&bytes, &act::Options { ensembling: rust, isa: None }).unwrap();
+        let i = info(p);
+        if mode == 2 {
+            assert_eq!((i.ensembling, i.ensemble_coeff), (act_ensembling::ACT_ENSEMBLING_COEFFICIENT as u32, 0.05));
+        }
+        let mut chunk = vec![0.0f32; 5 * 14];
+        let mut want = vec![0.0f32; 5 * 14];
+        for episode in 0..2 {
+            for s in 0..8u64 {
+                let inp = inputs(&t, s);
+                let views: Vec<&[u8]> = inp.imgs.iter().map(|v| v.as_slice()).collect();
+                assert_eq!(call(lib().predict, p, &inp, &mut chunk), ACT_OK, "{}", handle_error(p));
+                r.predict(&inp.qpos, &views, &mut want).unwrap();
+                assert_eq!(chunk, want, "mode {mode}: predict_chunk differs from Policy::predict");
+                let mut a = [0.0f32; 14];
+                let mut b = [0.0f32; 14];
+                assert_eq!(call(lib().step, p, &inp, &mut a), ACT_OK, "{}", handle_error(p));
+                r.step(&inp.qpos, &views, &mut b).unwrap();
+                assert_eq!(a, b, "mode {mode} episode {episode} step {s}");
+                assert!(a.iter().all(|v| v.is_finite()));
+            }
+            assert_eq!(unsafe { (lib().reset)(p) }, ACT_OK);
+            r.reset();
+        }
+        free(p);
+    }
+}
+
+#[test]
+fn open_from_a_file_and_from_a_lerobot_directory() {
+    let t = Tiny::new();
+    let dir = common::scratch_dir("open");
+    let single = dir.join("tiny.safetensors");
+    std::fs::write(&single, t.checkpoint(3)).unwrap();
+    let lerobot = dir.join("lerobot");
+    std::fs::create_dir(&lerobot).unwrap();
+    std::fs::write(lerobot.join("config.json"), t.config_json()).unwrap();
+    std::fs::write(lerobot.join("model.safetensors"), serialize(&t.values(3), None, safetensors::Dtype::F32)).unwrap();
+
+    let a = open_path(&single, None).unwrap();
+    let b = open_path(&lerobot, None).unwrap();
+    let c = open_bytes(&t.checkpoint(3), None).unwrap();
+    let inp = inputs(&t, 1);
+    let mut outs = vec![vec![0.0f32; 5 * 14]; 3];
+    for (p, out) in [a, b, c].into_iter().zip(outs.iter_mut()) {
+        assert_eq!(call(lib().predict, p, &inp, out), ACT_OK, "{}", handle_error(p));
+        free(p);
+    }
+    assert_eq!(outs[0], outs[1]);
+    assert_eq!(outs[0], outs[2]);
+
+    // Read errors name the path.
+    let missing = dir.join("missing.safetensors");
+    let (s, m) = open_path(&missing, None).unwrap_err();
+    assert_eq!(s, ACT_ERR_IO);
+    assert!(m.contains("missing.safetensors"), "{m}");
+    let (s, m) = open_path(&dir, None).unwrap_err(); // a directory without config.json
+    assert_eq!(s, ACT_ERR_IO, "{m}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn open_errors_are_statuses_with_messages() {
+    let t = Tiny::new();
+    let bytes = t.checkpoint(1);
+    let mut p = core::ptr::null_mut();
+    let path = c"x.safetensors";
+    unsafe {
+        assert_eq!((lib().open)(path.as_ptr(), core::ptr::null(), core::ptr::null_mut()), ACT_ERR_NULL_POINTER);
+        assert!(last_error().contains("out"));
+        assert_eq!((lib().open)(core::ptr::null(), core::ptr::null(), &mut p), ACT_ERR_NULL_POINTER);
+        assert!(last_error().contains("path is NULL"));
+        assert_eq!((lib().open_bytes)(core::ptr::null(), 10, core::ptr::null(), &mut p), ACT_ERR_NULL_POINTER);
+        assert!(last_error().contains("data is NULL"));
+        assert_eq!((lib().open_bytes)(bytes.as_ptr(), bytes.len(), core::ptr::null(), core::ptr::null_mut()), ACT_ERR_NULL_POINTER);
+        assert_eq!((lib().open_bytes)(bytes.as_ptr(), usize::MAX, core::ptr::null(), &mut p), ACT_ERR_INVALID_ARGUMENT);
+    }
+    // Malformed checkpoints.
+    for cut in [0, 7, 100, bytes.len() / 2, bytes.len() - 1] {
+        let (s, m) = open_bytes(&bytes[..cut], None).unwrap_err();
+        assert_eq!(s, ACT_ERR_CHECKPOINT, "cut {cut}: {m}");
+        assert!(m.contains("truncated"), "{m}");
+    }
+    let mut corrupt = bytes.clone();
+    corrupt[8] = b'X';
+    assert_eq!(open_bytes(&corrupt, None).unwrap_err().0, ACT_ERR_CHECKPOINT);
+    let values: Vec<_> = t.values(1).into_iter().filter(|(n, _, _)| n != "model.decoder.norm.weight").collect();
+    let (s, m) = open_bytes(&serialize(&values, Some(&t.config_json()), safetensors::Dtype::F32), None).unwrap_err();
+    assert_eq!(s, ACT_ERR_CHECKPOINT);
+    assert!(m.contains("model.decoder.norm.weight"), "{m}");
+    // Bad configuration.
+    let bad = t.config_json().replace(r#""chunk_size": 5"#, r#""chunk_size": 0"#);
+    let (s, m) = open_bytes(&serialize(&t.values(1), Some(&bad), safetensors::Dtype::F32), None).unwrap_err();
+    assert_eq!(s, ACT_ERR_CONFIG);
+    assert!(m.contains("chunk_size"), "{m}");
+    let (s, m) = open_bytes(&serialize(&t.values(1), None, safetensors::Dtype::F32), None).unwrap_err();
+    assert_eq!(s, ACT_ERR_CONFIG, "{m}");
+
+    // Options.
+    let d = defaults();
+    let cases: Vec<(act_options, act_status, &str)> = vec![
+        (act_options { ensembling: 3, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensembling"),
+        (act_options { ensembling: u32::MAX, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensembling"),
+        (act_options { ensembling: 2, ensemble_coeff: f32::NAN, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensemble_coeff"),
+        (act_options { ensembling: 2, ensemble_coeff: -0.5, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensemble_coeff"),
+        (act_options { ensembling: 2, ensemble_coeff: f32::INFINITY, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensemble_coeff"),
+        (act_options { isa: 4, ..d }, ACT_ERR_INVALID_ARGUMENT, "isa"),
+        (act_options { precision: 2, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
+    ];
+    for (o, status, word) in cases {
+        let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
+        assert_eq!(s, status, "{o:?}: {m}");
+        assert!(m.contains(word), "{o:?}: {m}");
+    }
+    // Accepted options: threads (ignored), precision f32, a coefficient of 0 (uniform weights), every ISA this CPU has.
+    for o in [
+        act_options { threads: 4, ..d },
+        act_options { precision: act_precision::ACT_PRECISION_F32 as u32, ..d },
+        act_options { ensembling: 2, ensemble_coeff: 0.0, ..d },
+    ] {
+        free(open_bytes(&bytes, Some(&o)).unwrap());
+    }
+    for (code, isa) in [(1u32, act::Isa::Scalar), (2, act::Isa::Avx2), (3, act::Isa::Avx512)] {
+        let o = act_options { isa: code, ..d };
+        if isa.is_supported() {
+            let p = open_bytes(&bytes, Some(&o)).unwrap();
+            assert_eq!(info(p).isa, code);
+            free(p);
+        } else {
+            let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
+            assert_eq!(s, ACT_ERR_UNSUPPORTED, "{m}");
+        }
+    }
+}
+
+#[test]
+fn step_predict_and_reset_reject_bad_input_without_touching_the_output() {
+    let t = two_cameras();
+    let p = open_bytes(&t.checkpoint(2), Some(&act_options { ensembling: 2, ensemble_coeff: 0.01, ..defaults() })).unwrap();
+    let good = inputs(&t, 0);
+    let (qp, vp) = (good.qpos.as_ptr(), good.views.as_ptr());
+    let mut out = [7.0f32; 14];
+    let mut chunk = [7.0f32; 70];
+    let op = out.as_mut_ptr();
+    let l = lib();
+    let null_f: *const f32 = core::ptr::null();
+    let mut bad_views = good.views.clone();
+    bad_views[1].height = 80;
+    bad_views[1].width = 48;
+    let mut null_data = good.views.clone();
+    null_data[0].data = core::ptr::null();
+    let mut nan = good.qpos.clone();
+    nan[5] = f32::NAN;
+    let mut inf = good.qpos.clone();
+    inf[13] = f32::NEG_INFINITY;
+    let bytes: Vec<u8> = vec![0; 64];
+    let misaligned = unsafe { bytes.as_ptr().add(1) }.cast::<f32>();
+    let cases: Vec<(act_status, &str, Box<dyn Fn(Input, *mut f32, usize) -> act_status>)> = vec![
+        (ACT_ERR_NULL_POINTER, "qpos is NULL", Box::new(|f, o, n| unsafe { f(p, null_f, 14, vp, 2, o, n) })),
+        (ACT_ERR_NULL_POINTER, "images is NULL", Box::new(|f, o, n| unsafe { f(p, qp, 14, core::ptr::null(), 2, o, n) })),
+        (ACT_ERR_NULL_POINTER, "is NULL", Box::new(|f, _o, n| unsafe { f(p, qp, 14, vp, 2, core::ptr::null_mut(), n) })),
+        (ACT_ERR_NULL_POINTER, "images[0].data is NULL", Box::new(|f, o, n| unsafe { f(p, qp, 14, null_data.as_ptr(), 2, o, n) })),
+        (ACT_ERR_INPUT_SIZE, "qpos has 13 elements", Box::new(|f, o, n| unsafe { f(p, qp, 13, vp, 2, o, n) })),
+        (ACT_ERR_INPUT_SIZE, "qpos has 0 elements", Box::new(|f, o, n| unsafe { f(p, qp, 0, vp, 2, o, n) })),
+        (ACT_ERR_INPUT_SIZE, "1 images", Box::new(|f, o, n| unsafe { f(p, qp, 14, vp, 1, o, n) })),
+        (ACT_ERR_INPUT_SIZE, "3 images", Box::new(|f, o, n| unsafe { f(p, qp, 14, vp, 3, o, n) })),
+        (ACT_ERR_INPUT_SIZE, "camera `left_wrist` expects 48x80", Box::new(|f, o, n| unsafe { f(p, qp, 14, bad_views.as_ptr(), 2, o, n) })),
+        (ACT_ERR_NON_FINITE_INPUT, "index 5", Box::new(|f, o, n| unsafe { f(p, nan.as_ptr(), 14, vp, 2, o, n) })),
+        (ACT_ERR_NON_FINITE_INPUT, "index 13", Box::new(|f, o, n| unsafe { f(p, inf.as_ptr(), 14, vp, 2, o, n) })),
+        (ACT_ERR_INVALID_ARGUMENT, "misaligned", Box::new(|f, o, n| unsafe { f(p, misaligned, 14, vp, 2, o, n) })),
+        (ACT_ERR_INVALID_ARGUMENT, "overlaps qpos", Box::new(|f, o, n| unsafe { f(p, o, 14, vp, 2, o, n) })),
+    ];
+    for (k, (status, word, run)) in cases.iter().enumerate() {
+        for (name, f) in [("step", l.step), ("predict_chunk", l.predict)] {
+            out = [7.0; 14];
+            chunk = [7.0; 70];
+            let s = if name == "step" { run(f, out.as_mut_ptr(), 14) } else { run(f, chunk.as_mut_ptr(), 70) };
+            assert_eq!(s, *status, "case {k} {name}: {}", handle_error(p));
+            assert!(handle_error(p).contains(word), "case {k} {name}: {:?} lacks {word:?}", handle_error(p));
+            assert_eq!(out, [7.0; 14], "case {k} {name}: output written on error");
+            assert_eq!(chunk, [7.0; 70], "case {k} {name}: output written on error");
+        }
+    }
+    // Output lengths: step wants action_dim, predict_chunk chunk_size * action_dim.
+    assert_eq!(unsafe { (l.step)(p, qp, 14, vp, 2, chunk.as_mut_ptr(), 70) }, ACT_ERR_INPUT_SIZE);
+    assert!(handle_error(p).contains("action has room for 70 floats, expected 14"), "{}", handle_error(p));
+    assert_eq!(unsafe { (l.predict)(p, qp, 14, vp, 2, op, 14) }, ACT_ERR_INPUT_SIZE);
+    assert!(handle_error(p).contains("actions has room for 14 floats, expected 70"), "{}", handle_error(p));
+    assert_eq!(chunk, [7.0; 70]);
+    // The handle still works after every error, and success clears the message.
+    assert_eq!(call(l.step, p, &good, &mut out), ACT_OK);
+    assert_eq!(handle_error(p), "");
+    assert!(out.iter().all(|v| v.is_finite() && *v != 7.0));
+    free(p);
+}
+
+#[test]
+fn a_null_handle_gets_a_status_on_every_call() {
+    // E.g. a controller that ignored a failed open.
+    let mut p = core::ptr::dangling_mut::<act_policy>();
+    let s = unsafe { (lib().open)(c"/nonexistent/ckpt.safetensors".as_ptr(), core::ptr::null(), &mut p) };
+    assert_eq!(s, ACT_ERR_IO);
+    assert!(p.is_null());
+    let t = Tiny::new();
+    let inp = inputs(&t, 0);
+    let mut out = [0.0f32; 70];
+    let n = core::ptr::null_mut();
+    assert_eq!(call(lib().step, n, &inp, &mut out[..14]), ACT_ERR_NULL_POINTER);
+    assert!(last_error().contains("policy handle is NULL"), "{}", last_error());
+    assert_eq!(call(lib().predict, n, &inp, &mut out), ACT_ERR_NULL_POINTER);
+    assert_eq!(unsafe { (lib().reset)(n) }, ACT_ERR_NULL_POINTER);
+    let mut i = unsafe { core::mem::zeroed::<act_info>() };
+    assert_eq!(unsafe { (lib().info)(n, &mut i) }, ACT_ERR_NULL_POINTER);
+    let mut c = unsafe { core::mem::zeroed::<act_camera>() };
+    assert_eq!(unsafe { (lib().camera)(n, 0, &mut c) }, ACT_ERR_NULL_POINTER);
+    // act_policy_last_error(NULL) is the thread's last error; free(NULL) is a no-op.
+    assert_eq!(handle_error(n), last_error());
+    assert_eq!(unsafe { (lib().free)(n) }, ACT_OK);
+}
+
+#[test]
+fn the_global_error_is_per_thread_and_handles_move_between_threads() {
+    let t = Tiny::new();
+    let bytes = t.checkpoint(4);
+    assert_eq!(open_bytes(&bytes[..10], None).unwrap_err().0, ACT_ERR_CHECKPOINT);
+    let here = last_error();
+    std::thread::spawn(|| {
+        assert_eq!(last_error(), "", "a new thread starts without an error");
+        let o = act_options { ensembling: 9, ..defaults() };
+        assert_eq!(open_bytes(&Tiny::new().checkpoint(1), Some(&o)).unwrap_err().0, ACT_ERR_INVALID_ARGUMENT);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(last_error(), here, "another thread's failure must not change this thread's message");
+
+    // One handle, used from one thread at a time.
+    struct Send(*mut act_policy);
+    unsafe impl std::marker::Send for Send {}
+    let p = Send(open_bytes(&bytes, None).unwrap());
+    let inp = inputs(&t, 2);
+    let mut a = [0.0f32; 14];
+    assert_eq!(call(lib().step, p.0, &inp, &mut a), ACT_OK);
+    let p = std::thread::spawn(move || {
+        let p = p;
+        let inp = inputs(&Tiny::new(), 2);
+        let mut b = [0.0f32; 14];
+        assert_eq!(call(lib().step, p.0, &inp, &mut b), ACT_OK);
+        p
+    })
+    .join()
+    .unwrap();
+    free(p.0);
+    // Distinct handles run concurrently.
+    let bytes = std::sync::Arc::new(bytes);
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let bytes = bytes.clone();
+            std::thread::spawn(move || {
+                let p = open_bytes(&bytes, None).unwrap();
+                let inp = inputs(&Tiny::new(), 3);
+                let mut c = vec![0.0f32; 70];
+                assert_eq!(call(lib().predict, p, &inp, &mut c), ACT_OK);
+                free(p);
+                c
+            })
+        })
+        .collect();
+    let results: Vec<Vec<f32>> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results[0], results[1]);
+}

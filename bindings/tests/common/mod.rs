@@ -1,0 +1,280 @@
+//! Test helpers: the synthetic checkpoint writer of act-core/tests/common.rs (copied; act-core's test
+//! helpers are not a library), plus the paths of the built C library and the example inputs.
+#![allow(dead_code)]
+
+/// Deterministic xorshift generator, uniform in [-1, 1).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_f32(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next_f32()).collect()
+    }
+}
+
+pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let num: f64 = a.iter().zip(b).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
+    (num / den.max(1e-300)).sqrt()
+}
+
+/// Every ISA this CPU can run.
+pub fn isas() -> Vec<act::Isa> {
+    [act::Isa::Scalar, act::Isa::Avx2, act::Isa::Avx512].into_iter().filter(|i| i.is_supported()).collect()
+}
+
+/// Sizes of a synthetic checkpoint written by `checkpoint`.
+pub struct Tiny {
+    pub dim: usize,
+    pub heads: usize,
+    pub ff: usize,
+    pub enc: usize,
+    pub dec: usize,
+    pub chunk: usize,
+    pub latent: usize,
+    pub state: usize,
+    pub action: usize,
+    pub cameras: Vec<(&'static str, usize, usize)>,
+}
+
+impl Tiny {
+    pub fn new() -> Tiny {
+        Tiny { dim: 16, heads: 2, ff: 24, enc: 1, dec: 1, chunk: 5, latent: 4, state: 14, action: 14, cameras: vec![("top", 64, 64)] }
+    }
+
+    pub fn config_json(&self) -> String {
+        let mut inputs = vec![format!(r#""observation.state": {{"type": "STATE", "shape": [{}]}}"#, self.state)];
+        for (name, h, w) in &self.cameras {
+            inputs.push(format!(r#""observation.images.{name}": {{"type": "VISUAL", "shape": [3, {h}, {w}]}}"#));
+        }
+        format!(
+            r#"{{"type": "act", "input_features": {{{}}}, "output_features": {{"action": {{"type": "ACTION", "shape": [{}]}}}},
+            "dim_model": {}, "n_heads": {}, "dim_feedforward": {}, "n_encoder_layers": {}, "n_decoder_layers": {},
+            "chunk_size": {}, "n_action_steps": {}, "latent_dim": {}, "vision_backbone": "resnet18", "pre_norm": false,
+            "feedforward_activation": "relu", "temporal_ensemble_coeff": null, "use_vae": true}}"#,
+            inputs.join(", "),
+            self.action,
+            self.dim,
+            self.heads,
+            self.ff,
+            self.enc,
+            self.dec,
+            self.chunk,
+            self.chunk,
+            self.latent
+        )
+    }
+
+    /// Every tensor of the checkpoint with its shape (LeRobot names), statistics included.
+    pub fn tensors(&self) -> Vec<(String, Vec<usize>)> {
+        let (d, f) = (self.dim, self.ff);
+        let mut t: Vec<(String, Vec<usize>)> = Vec::new();
+        let bn = |t: &mut Vec<(String, Vec<usize>)>, p: &str, c: usize| {
+            for s in ["weight", "bias", "running_mean", "running_var"] {
+                t.push((format!("model.{p}.{s}"), vec![c]));
+            }
+        };
+        t.push(("model.backbone.conv1.weight".into(), vec![64, 3, 7, 7]));
+        bn(&mut t, "backbone.bn1", 64);
+        let mut cin = 64;
+        for (l, cout) in [(1, 64), (2, 128), (3, 256), (4, 512)] {
+            for b in 0..2 {
+                let p = format!("backbone.layer{l}.{b}");
+                let bin = if b == 0 { cin } else { cout };
+                t.push((format!("model.{p}.conv1.weight"), vec![cout, bin, 3, 3]));
+                bn(&mut t, &format!("{p}.bn1"), cout);
+                t.push((format!("model.{p}.conv2.weight"), vec![cout, cout, 3, 3]));
+                bn(&mut t, &format!("{p}.bn2"), cout);
+                if b == 0 && l > 1 {
+                    t.push((format!("model.{p}.downsample.0.weight"), vec![cout, bin, 1, 1]));
+                    bn(&mut t, &format!("{p}.downsample.1"), cout);
+                }
+            }
+            cin = cout;
+        }
+        let attn = |t: &mut Vec<(String, Vec<usize>)>, p: &str| {
+            t.push((format!("model.{p}.in_proj_weight"), vec![3 * d, d]));
+            t.push((format!("model.{p}.in_proj_bias"), vec![3 * d]));
+            t.push((format!("model.{p}.out_proj.weight"), vec![d, d]));
+            t.push((format!("model.{p}.out_proj.bias"), vec![d]));
+        };
+        let lin = |t: &mut Vec<(String, Vec<usize>)>, p: &str, i: usize, o: usize| {
+            t.push((format!("model.{p}.weight"), vec![o, i]));
+            t.push((format!("model.{p}.bias"), vec![o]));
+        };
+        let ln = |t: &mut Vec<(String, Vec<usize>)>, p: &str| {
+            t.push((format!("model.{p}.weight"), vec![d]));
+            t.push((format!("model.{p}.bias"), vec![d]));
+        };
+        for i in 0..self.enc {
+            let p = format!("encoder.layers.{i}");
+            attn(&mut t, &format!("{p}.self_attn"));
+            lin(&mut t, &format!("{p}.linear1"), d, f);
+            lin(&mut t, &format!("{p}.linear2"), f, d);
+            ln(&mut t, &format!("{p}.norm1"));
+            ln(&mut t, &format!("{p}.norm2"));
+        }
+        for i in 0..self.dec {
+            let p = format!("decoder.layers.{i}");
+            attn(&mut t, &format!("{p}.self_attn"));
+            attn(&mut t, &format!("{p}.multihead_attn"));
+            lin(&mut t, &format!("{p}.linear1"), d, f);
+            lin(&mut t, &format!("{p}.linear2"), f, d);
+            for n in 1..=3 {
+                ln(&mut t, &format!("{p}.norm{n}"));
+            }
+        }
+        ln(&mut t, "decoder.norm");
+        lin(&mut t, "encoder_robot_state_input_proj", self.state, d);
+        lin(&mut t, "encoder_latent_input_proj", self.latent, d);
+        t.push(("model.encoder_img_feat_input_proj.weight".into(), vec![d, 512, 1, 1]));
+        t.push(("model.encoder_img_feat_input_proj.bias".into(), vec![d]));
+        t.push(("model.encoder_1d_feature_pos_embed.weight".into(), vec![2, d]));
+        t.push(("model.decoder_pos_embed.weight".into(), vec![self.chunk, d]));
+        lin(&mut t, "action_head", d, self.action);
+        for s in ["mean", "std"] {
+            t.push((format!("normalize_inputs.buffer_observation_state.{s}"), vec![self.state]));
+            t.push((format!("unnormalize_outputs.buffer_action.{s}"), vec![self.action]));
+        }
+        t
+    }
+
+    /// Random values with sane scales: weights ~ U(-1,1)/sqrt(fan_in), variances and stds positive.
+    pub fn values(&self, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let mut rng = Rng(seed);
+        self.tensors()
+            .into_iter()
+            .map(|(name, shape)| {
+                let n: usize = shape.iter().product();
+                let fan_in: usize = shape[1..].iter().product::<usize>().max(1);
+                let v: Vec<f32> = (0..n)
+                    .map(|_| {
+                        let r = rng.next_f32();
+                        if name.ends_with("running_var") || name.ends_with(".std") {
+                            1.0 + 0.5 * r
+                        } else if shape.len() == 1 && (name.contains("norm") || name.contains("bn") || name.contains("downsample.1")) && name.ends_with("weight") {
+                            1.0 + 0.3 * r
+                        } else if shape.len() == 1 {
+                            0.1 * r
+                        } else {
+                            r * (3.0 / fan_in as f32).sqrt()
+                        }
+                    })
+                    .collect();
+                (name, shape, v)
+            })
+            .collect()
+    }
+
+    /// A single-file checkpoint: f32 tensors, the config in the metadata.
+    pub fn checkpoint(&self, seed: u64) -> Vec<u8> {
+        let values = self.values(seed);
+        serialize(&values, Some(&self.config_json()), safetensors::Dtype::F32)
+    }
+}
+
+pub fn serialize(values: &[(String, Vec<usize>, Vec<f32>)], config: Option<&str>, dtype: safetensors::Dtype) -> Vec<u8> {
+    use safetensors::tensor::TensorView;
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = values
+        .iter()
+        .map(|(n, s, v)| {
+            let b = match dtype {
+                safetensors::Dtype::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+                safetensors::Dtype::BF16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+                _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            };
+            (n.clone(), s.clone(), b)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> =
+        bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(dtype, s.clone(), b).unwrap())).collect();
+    let meta = config.map(|c| std::collections::HashMap::from([("config".to_string(), c.to_string()), ("format".to_string(), "act-rs".to_string())]));
+    safetensors::serialize(views, meta).unwrap()
+}
+
+/// A deterministic pseudo-random RGB image.
+pub fn image(h: usize, w: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed);
+    (0..h * w * 3).map(|_| ((rng.next_f32() + 1.0) * 127.9) as u8).collect()
+}
+
+/// The cargo target profile directory (target/debug or target/release) this test runs from:
+/// test executables live in `<profile dir>/deps/`.
+pub fn profile_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().and_then(|d| d.parent()).expect("test executable is in <target>/<profile>/deps").to_path_buf()
+}
+
+/// A built library of this crate (`libact_core.so` or `libact_core.a`), up to date.
+///
+/// `cargo test` builds only linkable library targets for integration tests, so the cdylib and
+/// staticlib are built here with `cargo build -p act-core-ffi`, same profile and target directory
+/// (cargo releases its lock before it runs the tests; on an up-to-date tree this takes a moment).
+pub fn built_library(file: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let dir = profile_dir();
+    BUILT.call_once(|| {
+        let profile = dir.file_name().unwrap().to_str().unwrap().to_owned();
+        let target_dir = dir.parent().unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-p", "act-core-ffi", "--lib", "--target-dir"]).arg(target_dir);
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+        let out = cmd.output().expect("run cargo");
+        assert!(out.status.success(), "{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    });
+    let p = dir.join(file);
+    assert!(p.is_file(), "{} does not exist after `cargo build -p act-core-ffi`", p.display());
+    p
+}
+
+/// A fresh scratch directory under cargo's per-target temp dir.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let base = option_env!("CARGO_TARGET_TMPDIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    // Leftovers of earlier runs (other process ids) go first.
+    let stem = format!("act-core-ffi-{name}-");
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for e in entries.flatten() {
+            if e.file_name().to_str().is_some_and(|n| n.starts_with(&stem)) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = base.join(format!("{stem}{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The synthetic inputs of c/examples/control_loop.{c,cpp} at step `step` (keep in sync with
+/// `fill_inputs` there): qpos[j] = 0.01 * ((step + j) % 20) - 0.1, and
+/// pixel(cam, y, x, ch) = (3x + 5y + 50ch + 20cam + 7step) mod 256.
+pub fn example_qpos(step: usize, state_dim: usize) -> Vec<f32> {
+    (0..state_dim).map(|j| 0.01f32 * ((step + j) % 20) as f32 - 0.1f32).collect()
+}
+
+pub fn example_image(step: usize, cam: usize, h: usize, w: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(h * w * 3);
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..3 {
+                v.push(((3 * x + 5 * y + 50 * ch + 20 * cam + 7 * step) % 256) as u8);
+            }
+        }
+    }
+    v
+}
