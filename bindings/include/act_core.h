@@ -28,7 +28,8 @@
  *     concurrently on different threads.
  *   - act_last_error() is thread-local. act_status_string(), act_version() and
  *     act_options_default() may be called from any thread at any time.
- *   - act_options.threads is accepted but currently ignored: inference runs on the calling thread.
+ *   - act_options.threads > 1 starts threads - 1 worker threads at open; they live until
+ *     act_policy_free. Steps on such a handle use them (and still never allocate).
  *
  * Allocation and real time
  *   - act_policy_open and act_policy_open_bytes allocate (all of the policy's memory, once);
@@ -185,7 +186,8 @@ typedef struct act_policy act_policy;
  */
 typedef struct act_options {
   /**
-   * Worker threads; 0 = default. Currently ignored: act-core runs on the calling thread.
+   * Threads per step: 0 or 1 = the calling thread only; N > 1 starts N - 1 worker threads at
+   * open, kept until act_policy_free (a step then wakes them; it still allocates nothing).
    */
   uint32_t threads;
   /**

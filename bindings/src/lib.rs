@@ -177,7 +177,9 @@ fn parse_options(options: *const act_options) -> Result<Options, Fail> {
         // SAFETY: non-NULL, aligned; the caller passes a readable act_options.
         unsafe { *options }
     };
-    let _ = o.threads; // Accepted and ignored until act-core has a thread pool.
+    if o.threads > 256 {
+        return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.threads = {} is more than 256", o.threads)));
+    }
     let ensembling = match o.ensembling {
         0 => Ensembling::FromConfig,
         1 => Ensembling::Disabled,
@@ -206,7 +208,7 @@ fn parse_options(options: *const act_options) -> Result<Options, Fail> {
         0 | 1 => {}
         v => return Err(global_fail(ACT_ERR_UNSUPPORTED, format_args!("options.precision = {v}: only f32 compute (ACT_PRECISION_F32) is implemented"))),
     }
-    Ok(Options { ensembling, isa })
+    Ok(Options { ensembling, isa, threads: o.threads as usize, ..Default::default() })
 }
 
 fn isa_code(isa: Isa) -> u32 {

@@ -79,7 +79,8 @@ pub enum act_precision {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct act_options {
-    /// Worker threads; 0 = default. Currently ignored: act-core runs on the calling thread.
+    /// Threads per step: 0 or 1 = the calling thread only; N > 1 starts N - 1 worker threads at
+    /// open, kept until act_policy_free (a step then wakes them; it still allocates nothing).
     pub threads: u32,
     /// An `act_ensembling` value.
     pub ensembling: u32,

@@ -202,14 +202,16 @@ fn info_and_cameras_describe_the_checkpoint() {
 fn predict_and_step_agree_with_the_rust_api() {
     let t = two_cameras();
     let bytes = t.checkpoint(7);
-    for (mode, coeff, rust) in [
-        (0u32, 0.0f32, act::Ensembling::FromConfig),
-        (1, 0.0, act::Ensembling::Disabled),
-        (2, 0.05, act::Ensembling::Coefficient(0.05)),
+    for (mode, coeff, rust, threads) in [
+        (0u32, 0.0f32, act::Ensembling::FromConfig, 0u32),
+        (1, 0.0, act::Ensembling::Disabled, 0),
+        (2, 0.05, act::Ensembling::Coefficient(0.05), 0),
+        (2, 0.05, act::Ensembling::Coefficient(0.05), 2),
     ] {
-        let opts = act_options { ensembling: mode, ensemble_coeff: coeff, ..defaults() };
+        let opts = act_options { ensembling: mode, ensemble_coeff: coeff, threads, ..defaults() };
         let p = open_bytes(&bytes, Some(&opts)).unwrap();
-        let mut r = act::Policy::from_bytes(&bytes, &act::Options { ensembling: rust, isa: None }).unwrap();
+        let rust_opts = act::Options { ensembling: rust, isa: None, threads: threads as usize, ..Default::default() };
+        let mut r = act::Policy::from_bytes(&bytes, &rust_opts).unwrap();
         let i = info(p);
         if mode == 2 {
             assert_eq!((i.ensembling, i.ensemble_coeff), (act_ensembling::ACT_ENSEMBLING_COEFFICIENT as u32, 0.05));

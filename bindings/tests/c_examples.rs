@@ -129,7 +129,7 @@ fn build(lang: Lang, link: Link) -> PathBuf {
 
 /// The actions act-core's Rust API gives for the examples' synthetic inputs: (first, last).
 fn reference(checkpoint: &Path, tiny: &Tiny, ensembling: act::Ensembling) -> (Vec<f32>, Vec<f32>) {
-    let mut p = act::Policy::open(checkpoint, &act::Options { ensembling, isa: None }).unwrap();
+    let mut p = act::Policy::open(checkpoint, &act::Options { ensembling, isa: None, ..Default::default() }).unwrap();
     let mut action = vec![0.0f32; tiny.action];
     let mut first = Vec::new();
     for t in 0..STEPS {
