@@ -1,0 +1,128 @@
+//! One markdown report of medians and ratios for the README: act-core against libtorch on the
+//! same weights (interleaved in one process, so both see the same machine noise), at 1 and 2
+//! threads; kernel efficiency against the measured FMA peak; steadiness of 1000 steps.
+//!
+//! cargo run --release -p act-benches --bin report -- [--sizes tiny,small,default,aloha4]
+//!     [--threads 1,2] [--reps N] [--steady-size small] [--steady-steps 1000] [--no-kernels]
+use act_benches::{peak::fma_peak_gflops, Pair};
+use act_core::kernels::exec::Serial;
+use act_core::kernels::gemm::{gemm, Epilogue};
+use act_core::kernels::pack::{ConvA, ConvGeometry, MatrixA, PackedB, RowMap};
+use act_core::{Ensembling, Isa, Options};
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn default_reps(size: &str) -> usize {
+    match size {
+        "tiny" => 60,
+        "small" => 21,
+        "default" => 11,
+        _ => 5,
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let sizes = arg("--sizes").unwrap_or_else(|| "tiny,small,default,aloha4".into());
+    let threads: Vec<usize> = arg("--threads").unwrap_or_else(|| "1,2".into()).split(',').map(|s| s.trim().parse().unwrap()).collect();
+    let peak = fma_peak_gflops();
+    println!("Machine: {} cores, FMA peak {peak:.0} GFLOP/s per core (measured), act-core ISA {:?}\n", std::thread::available_parallelism()?.get(), Isa::detect());
+
+    println!("| size | threads | act-core median | libtorch median | act-core / libtorch |");
+    println!("|---|---|---|---|---|");
+    for size in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let reps: usize = arg("--reps").map(|r| r.parse().unwrap()).unwrap_or_else(|| default_reps(size));
+        for &t in &threads {
+            tch::set_num_threads(t as i32);
+            let mut pair = Pair::new(size, &Options { threads: t, ..Default::default() })?;
+            let mut out = vec![0.0f32; (pair.cfg.chunk_size * pair.cfg.action_dim()) as usize];
+            for _ in 0..2 {
+                pair.act_core_predict(&mut out);
+                let _ = pair.libtorch_predict();
+            }
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            for _ in 0..reps {
+                let s = Instant::now();
+                pair.act_core_predict(&mut out);
+                ours.push(s.elapsed().as_secs_f64());
+                let s = Instant::now();
+                let _ = pair.libtorch_predict();
+                theirs.push(s.elapsed().as_secs_f64());
+            }
+            let (a, b) = (median(ours), median(theirs));
+            println!("| {size} | {t} | {:.2} ms | {:.2} ms | {:.2} |", a * 1e3, b * 1e3, a / b);
+        }
+    }
+
+    if std::env::args().all(|a| a != "--no-kernels") {
+        println!("\n| kernel (1 thread) | GFLOP/s | % of FMA peak |\n|---|---|---|");
+        let isa = Isa::detect();
+        let gemms = [("encoder FFN1 302x512x3200", 302, 512, 3200), ("encoder FFN2 302x3200x512", 302, 3200, 512), ("q/k/v/out proj 302x512x512", 302, 512, 512)];
+        for (name, m, k, n) in gemms {
+            let a = vec![0.5f32; m * k];
+            let b = PackedB::from_fn(k, n, isa.nr(), |p, j| ((p + j) % 7) as f32 * 0.1);
+            let mut c = vec![0.0f32; m * n];
+            let ts: Vec<f64> = (0..15)
+                .map(|_| {
+                    let s = Instant::now();
+                    gemm(isa, &MatrixA { data: &a, ld: k, m, k }, b.as_ref(), &mut c, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
+                    s.elapsed().as_secs_f64()
+                })
+                .collect();
+            let g = 2.0 * (m * k * n) as f64 / median(ts) / 1e9;
+            println!("| gemm {name} | {g:.0} | {:.0} % |", 100.0 * g / peak);
+        }
+        let convs = [("conv1 7x7/2 480x640x3->64", 480, 640, 3, 64, 7, 2, 3), ("layer1 3x3 120x160x64->64", 120, 160, 64, 64, 3, 1, 1), ("layer3 3x3 30x40x256->256", 30, 40, 256, 256, 3, 1, 1), ("layer4 3x3 15x20x512->512", 15, 20, 512, 512, 3, 1, 1)];
+        for (name, h, w, cin, cout, k, s, pad) in convs {
+            let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride: s, pad, in_pad: pad };
+            let x = vec![0.3f32; g.input_len()];
+            let b = PackedB::from_fn(g.k(), cout, isa.nr(), |p, j| ((p + j) % 5) as f32 * 0.1);
+            let mut out = vec![0.0f32; g.out_h() * g.out_w() * cout];
+            let ts: Vec<f64> = (0..9)
+                .map(|_| {
+                    let st = Instant::now();
+                    gemm(isa, &ConvA { input: &x, geom: g }, b.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial);
+                    st.elapsed().as_secs_f64()
+                })
+                .collect();
+            let gf = 2.0 * (g.out_h() * g.out_w() * cout * g.k()) as f64 / median(ts) / 1e9;
+            println!("| {name} | {gf:.0} | {:.0} % |", 100.0 * gf / peak);
+        }
+    }
+
+    let steady_size = arg("--steady-size").unwrap_or_else(|| "small".into());
+    let steps: usize = arg("--steady-steps").map(|s| s.parse().unwrap()).unwrap_or(1000);
+    if steps > 0 {
+        println!("\n| steadiness: {steps} consecutive steps ({steady_size}, ensembling: a forward pass every step) | threads | median | p99 | max | p99 / median |\n|---|---|---|---|---|---|");
+        for &t in &threads {
+            let mut pair = Pair::new(&steady_size, &Options { threads: t, ensembling: Ensembling::Coefficient(0.01), ..Default::default() })?;
+            let views: Vec<Vec<u8>> = pair.images.clone();
+            let views: Vec<&[u8]> = views.iter().map(|v| v.as_slice()).collect();
+            let qpos = pair.qpos.clone();
+            let mut action = vec![0.0f32; pair.cfg.action_dim() as usize];
+            let times: Vec<f64> = (0..steps)
+                .map(|_| {
+                    let s = Instant::now();
+                    pair.policy.step(&qpos, &views, &mut action).unwrap();
+                    s.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            let (m, p99, max) = (median(times.clone()), percentile(times.clone(), 0.99), times.iter().cloned().fold(0.0, f64::max));
+            println!("| | {t} | {m:.2} ms | {p99:.2} ms | {max:.2} ms | {:.3} |", p99 / m);
+        }
+    }
+    Ok(())
+}
