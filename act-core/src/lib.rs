@@ -26,5 +26,5 @@ pub use checkpoint::{Normalization, Stats};
 pub use config::{Activation, Camera, Config};
 pub use ensemble::TemporalEnsembler;
 pub use error::{Error, Result};
-pub use kernels::Isa;
+pub use kernels::{Isa, WeightStorage};
 pub use policy::{Ensembling, Intermediates, Options, Policy};

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::ensemble::TemporalEnsembler;
 use crate::error::{config_err, Error, Result};
 use crate::kernels::exec::Executor;
-use crate::kernels::pack::zero_border;
+use crate::kernels::pack::{zero_border, Packing, WeightStorage};
 use crate::kernels::Isa;
 use crate::model::backbone::{padded_len, BackboneBuffers, ResNet18, FEATURE_CHANNELS, IMAGE_PAD};
 use crate::model::layers::{LayerNorm, Linear};
@@ -33,6 +33,9 @@ pub struct Options {
     pub ensembling: Ensembling,
     /// Force an instruction set (must be supported by this CPU); `None` picks the best.
     pub isa: Option<Isa>,
+    /// How GEMM and convolution weights are kept: f32, or f16 (half the memory, widened to f32
+    /// inside the kernels; computation stays f32).
+    pub weights: WeightStorage,
     /// Threads for one step (0 or 1: the calling thread only). With `std`, `threads - 1`
     /// workers are started at load and kept until the policy is dropped.
     pub threads: usize,
@@ -125,7 +128,10 @@ impl Policy {
         }
         let store = TensorStore::parse(buffers)?;
         let norm = Normalization::load(&store, &config)?;
-        let weights = load_weights(&store, &config, isa)?;
+        if options.weights == WeightStorage::F16 && !isa.supports_f16() {
+            return Err(config_err("weights", format!("f16 weights need F16C, which this CPU lacks for {isa:?}")));
+        }
+        let weights = load_weights(&store, &config, Packing { isa, storage: options.weights })?;
         let ws = Workspace::new(&config, isa, &weights, threads);
         let coeff = match options.ensembling {
             Ensembling::FromConfig => config.temporal_ensemble_coeff,
@@ -157,6 +163,11 @@ impl Policy {
 
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// Bytes of prepacked GEMM and convolution weights.
+    pub fn weight_bytes(&self) -> usize {
+        self.weights.packed_bytes()
     }
 
     /// Threads a step runs on.
@@ -336,7 +347,7 @@ fn validate_inputs(cfg: &Config, qpos: &[f32], images: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
-fn load_weights(store: &TensorStore<'_>, cfg: &Config, isa: Isa) -> Result<Weights> {
+fn load_weights(store: &TensorStore<'_>, cfg: &Config, isa: Packing) -> Result<Weights> {
     let dim = cfg.dim_model;
     let (ff, heads) = (cfg.dim_feedforward, cfg.n_heads);
     let backbone = ResNet18::load(store, isa)?;
@@ -391,6 +402,17 @@ impl Workspace {
             layers: Buffers::new(isa, rows, dim, cfg.dim_feedforward, cfg.n_heads, threads),
             exec: make_executor(threads),
         }
+    }
+}
+
+impl Weights {
+    fn packed_bytes(&self) -> usize {
+        self.backbone.packed_bytes()
+            + self.img_proj.w.bytes()
+            + self.state_proj.w.bytes()
+            + self.action_head.w.bytes()
+            + self.encoder.iter().map(|l| l.packed_bytes()).sum::<usize>()
+            + self.decoder.iter().map(|l| l.packed_bytes()).sum::<usize>()
     }
 }
 

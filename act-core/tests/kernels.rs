@@ -181,3 +181,23 @@ fn multi_head_attention_matches_per_head_loops() {
         assert!(err < 1e-6, "{isa:?}: rel err {err}");
     }
 }
+
+#[test]
+fn f16_stored_weights_equal_f32_weights_of_the_rounded_values() {
+    use act_core::kernels::pack::WeightStorage;
+    let mut rng = Rng(17);
+    let (m, k, n) = (37, 300, 70);
+    let a = rng.vec(m * k);
+    let b = rng.vec(k * n);
+    let rounded: Vec<f32> = b.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+    for isa in isas().into_iter().filter(|i| i.supports_f16()) {
+        let half = PackedB::from_fn_stored(k, n, isa.nr(), WeightStorage::F16, |p, j| b[p * n + j]);
+        let full = PackedB::from_fn(k, n, isa.nr(), |p, j| rounded[p * n + j]);
+        assert_eq!(half.bytes() * 2, full.bytes(), "f16 storage must halve the bytes");
+        let (mut c1, mut c2) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+        let a_src = MatrixA { data: &a, ld: k, m, k };
+        gemm(isa, &a_src, half.as_ref(), &mut c1, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
+        gemm(isa, &a_src, full.as_ref(), &mut c2, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
+        assert_eq!(c1, c2, "{isa:?}: widening in the kernel must give exactly the f32 result");
+    }
+}

@@ -63,6 +63,8 @@ struct Case {
     name: String,
     cfg: ActConfig,
     dtype: WeightDtype,
+    /// act-core keeps its weights as f16 (widened inside the kernels).
+    f16_storage: bool,
     form: CheckpointForm,
     names: KeyNames,
     processor_files: bool,
@@ -86,7 +88,8 @@ fn run_case(case: &Case, seed: i64) -> (f64, f64, f64) {
     let opts = ExportOptions { dtype: case.dtype, names: case.names.clone(), processor_files: case.processor_files };
     export_checkpoint(case.form, &path, &vs, cfg, &stats, &opts).unwrap();
 
-    let mut policy = Policy::open(&path, &Options::default()).unwrap_or_else(|e| panic!("{}: act-core cannot load: {e}", case.name));
+    let options = Options { weights: if case.f16_storage { act_core::WeightStorage::F16 } else { act_core::WeightStorage::F32 }, ..Default::default() };
+    let mut policy = Policy::open(&path, &options).unwrap_or_else(|e| panic!("{}: act-core cannot load: {e}", case.name));
     let (chunk, a, dim) = (cfg.chunk_size as usize, cfg.action_dim() as usize, cfg.dim_model as usize);
 
     // libtorch with the weights exactly as act-core reads them (rounded for f16/bf16).
@@ -148,18 +151,22 @@ fn check(cases: Vec<Case>) {
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let (act, inter, rounded) = run_case(case, 100 + i as i64);
-        let bound = match case.dtype {
-            WeightDtype::F32 => 1e-5,
+        let bound = match (case.dtype, case.f16_storage) {
+            (WeightDtype::F32, false) => 1e-5,
             _ => 1e-2,
         };
-        report.push_str(&format!("| {} | {:?} | {act:.2e} | {rounded:.2e} | {inter:.2e} |\n", case.name, case.dtype));
+        // f16 storage re-rounds the BN-folded convolution weights, so it cannot match libtorch
+        // on the checkpoint's weights to f32 precision; bound it like the f16 checkpoint itself.
+        let same_weights_bound = if case.f16_storage { 1e-2 } else { 1e-5 };
+        let dtype = if case.f16_storage { format!("{:?}, f16 storage", case.dtype) } else { format!("{:?}", case.dtype) };
+        report.push_str(&format!("| {} | {dtype} | {act:.2e} | {rounded:.2e} | {inter:.2e} |\n", case.name));
         if act > bound {
             failures.push(format!("{}: actions rel err {act:.2e} > {bound:.0e}", case.name));
         }
-        if rounded > 1e-5 {
+        if rounded > same_weights_bound {
             failures.push(format!("{}: rel err {rounded:.2e} against libtorch on the same rounded weights", case.name));
         }
-        if inter > 5e-5 {
+        if inter > 5e-5 && !case.f16_storage {
             failures.push(format!("{}: intermediate rel err {inter:.2e} > 5e-5", case.name));
         }
     }
@@ -168,7 +175,7 @@ fn check(cases: Vec<Case>) {
 }
 
 fn case(name: &str, cfg: ActConfig, dtype: WeightDtype) -> Case {
-    Case { name: name.into(), cfg, dtype, form: CheckpointForm::Single, names: KeyNames::LeRobot, processor_files: false }
+    Case { name: name.into(), cfg, dtype, f16_storage: false, form: CheckpointForm::Single, names: KeyNames::LeRobot, processor_files: false }
 }
 
 #[test]
@@ -185,6 +192,7 @@ fn tiny_agrees_in_every_dtype_form_and_naming() {
         case("tiny 2 cameras", two_cams, WeightDtype::BF16),
         case("tiny 3 enc + 2 dec layers", three_layers, WeightDtype::F32),
     ];
+    cases.push(Case { f16_storage: true, ..case("tiny", ActConfig::tiny(), WeightDtype::F16) });
     cases.push(Case { form: CheckpointForm::Dir, ..case("tiny dir form", ActConfig::tiny(), WeightDtype::F32) });
     cases.push(Case { form: CheckpointForm::Dir, processor_files: true, ..case("tiny dir form, processor stats", ActConfig::tiny(), WeightDtype::F32) });
     cases.push(Case {
@@ -207,6 +215,11 @@ fn default_size_agrees() {
         return;
     }
     let d = ActConfig::default_aloha();
-    check(vec![case("default", d.clone(), WeightDtype::F32), case("default", d.clone(), WeightDtype::F16), case("default", d, WeightDtype::BF16)]);
+    check(vec![
+        case("default", d.clone(), WeightDtype::F32),
+        case("default", d.clone(), WeightDtype::F16),
+        Case { f16_storage: true, ..case("default", d.clone(), WeightDtype::F16) },
+        case("default", d, WeightDtype::BF16),
+    ]);
 }
 

@@ -12,6 +12,12 @@ impl Kernel for Avx512 {
         // SAFETY: forwarded contract; the caller checked the CPU has AVX-512F.
         unsafe { run_avx512(segments, rows, b, tile) }
     }
+
+    unsafe fn run_f16(segments: &[Segment], rows: *const *const f32, b: *const u16, tile: *mut f32) {
+        // SAFETY: forwarded contract; the caller checked the CPU supports this kernel (and F16C
+        // where the instruction set does not imply it).
+        unsafe { run_avx512_f16(segments, rows, b, tile) }
+    }
 }
 
 #[target_feature(enable = "avx512f")]
@@ -28,6 +34,35 @@ unsafe fn run_avx512(segments: &[Segment], rows: *const *const f32, b: *const f3
             for q in 0..s.len {
                 let b0 = _mm512_loadu_ps(bp);
                 let b1 = _mm512_loadu_ps(bp.add(16));
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a[i].add(q));
+                    row[0] = _mm512_fmadd_ps(av, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                }
+                bp = bp.add(NR);
+            }
+        }
+        for (i, row) in acc.iter().enumerate() {
+            _mm512_storeu_ps(tile.add(i * NR), row[0]);
+            _mm512_storeu_ps(tile.add(i * NR + 16), row[1]);
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn run_avx512_f16(segments: &[Segment], rows: *const *const f32, b: *const u16, tile: *mut f32) {
+    const NR: usize = Avx512::NR;
+    let mut acc = [[_mm512_setzero_ps(); 2]; 6];
+    let mut bp = b;
+    // SAFETY (whole body): the contract of `Kernel::run` — six readable row pointers at every
+    // segment offset, sum(len) * NR floats of B, MR * NR floats of tile.
+    unsafe {
+        let r: [*const f32; 6] = [*rows, *rows.add(1), *rows.add(2), *rows.add(3), *rows.add(4), *rows.add(5)];
+        for s in segments {
+            let a: [*const f32; 6] = [r[0].add(s.a_off), r[1].add(s.a_off), r[2].add(s.a_off), r[3].add(s.a_off), r[4].add(s.a_off), r[5].add(s.a_off)];
+            for q in 0..s.len {
+                let b0 = _mm512_cvtph_ps(_mm256_loadu_si256(bp as *const __m256i));
+                let b1 = _mm512_cvtph_ps(_mm256_loadu_si256(bp.add(16) as *const __m256i));
                 for (i, row) in acc.iter_mut().enumerate() {
                     let av = _mm512_set1_ps(*a[i].add(q));
                     row[0] = _mm512_fmadd_ps(av, b0, row[0]);

@@ -4,7 +4,7 @@
 //! Allocation-free.
 use super::exec::Executor;
 use super::kernel::{Kernel, Segment};
-use super::pack::{ASource, PackedBRef, RowMap};
+use super::pack::{ASource, BData, PackedBRef, RowMap};
 use super::Isa;
 use core::ops::Range;
 
@@ -45,6 +45,10 @@ pub fn gemm(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: &mut [f32], c_map:
 pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f32, c_len: usize, c_map: RowMap, epi: Epilogue<'_>, exec: &dyn Executor) {
     assert_eq!(a.cols(), b.k, "gemm: A has {} columns but B has {} rows", a.cols(), b.k);
     assert_eq!(b.nr, isa.nr(), "gemm: B packed for another instruction set");
+    assert_eq!(b.data.len(), b.n.div_ceil(b.nr) * b.nr * b.k, "gemm: packed B has the wrong length");
+    if matches!(b.data, BData::F16(_)) {
+        assert!(isa.supports_f16(), "gemm: f16 weights need F16C on this instruction set");
+    }
     let (m, n) = (a.rows(), b.n);
     if m == 0 || n == 0 {
         return;
@@ -138,12 +142,17 @@ fn block<K: Kernel>(a: &impl ASource, b: PackedBRef<'_>, c: OutPtr, c_map: RowMa
             }
             for jp in panels.clone() {
                 let cols = nr.min(n - jp * nr);
-                let bp = &b.data[(jp * k + pc) * nr..(jp * k + pc + kc) * nr];
+                let (b0, b1) = ((jp * k + pc) * nr, (jp * k + pc + kc) * nr);
                 for blk in 0..mc.div_ceil(mr) {
                     // SAFETY: each row pointer is readable for row_span floats (checked above) and
-                    // every segment stays within row_span; bp holds kc*nr floats; tile holds
+                    // every segment stays within row_span; B's slice holds kc*nr values; tile holds
                     // MAX_TILE >= mr*nr floats; `gemm_raw` checked the CPU supports K.
-                    unsafe { K::run(segs, row_ptrs[blk * mr..].as_ptr(), bp.as_ptr(), tile.as_mut_ptr()) };
+                    unsafe {
+                        match b.data {
+                            BData::F32(d) => K::run(segs, row_ptrs[blk * mr..].as_ptr(), d[b0..b1].as_ptr(), tile.as_mut_ptr()),
+                            BData::F16(d) => K::run_f16(segs, row_ptrs[blk * mr..].as_ptr(), d[b0..b1].as_ptr(), tile.as_mut_ptr()),
+                        }
+                    };
                     let row0 = ic + blk * mr;
                     for i in 0..mr.min(rows.end - row0) {
                         let off = c_map.offset(row0 + i) + jp * nr;

@@ -26,4 +26,10 @@ pub trait Kernel {
     /// `b` must hold `sum(len) * NR` floats; `tile` must hold `MR * NR` floats; the CPU must
     /// support the kernel's instruction set.
     unsafe fn run(segments: &[Segment], rows: *const *const f32, b: *const f32, tile: *mut f32);
+
+    /// As `run`, with B stored as f16 bit patterns and widened to f32 in registers.
+    ///
+    /// # Safety
+    /// As `run`, with `b` holding `sum(len) * NR` halves.
+    unsafe fn run_f16(segments: &[Segment], rows: *const *const f32, b: *const u16, tile: *mut f32);
 }

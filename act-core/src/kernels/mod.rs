@@ -18,7 +18,7 @@ mod avx512;
 pub use exec::{Executor, Serial};
 pub use gemm::Epilogue;
 pub use kernel::Segment;
-pub use pack::{ConvGeometry, PackedB, RowMap};
+pub use pack::{ConvGeometry, PackedB, RowMap, WeightStorage};
 
 /// The instruction set a policy's kernels run on. Chosen once at load; weights are packed for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +64,17 @@ impl Isa {
                 let best = Isa::detect();
                 matches!((self, best), (Isa::Avx2, Isa::Avx2 | Isa::Avx512) | (Isa::Avx512, Isa::Avx512))
             }
+        }
+    }
+
+    /// Whether f16-stored weights can be widened in this ISA's kernel (AVX2 needs F16C).
+    pub fn supports_f16(self) -> bool {
+        match self {
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("f16c"),
+            #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+            Isa::Avx2 => cfg!(target_feature = "f16c"),
+            _ => true,
         }
     }
 

@@ -5,6 +5,35 @@ use super::kernel::Segment;
 use alloc::vec;
 use alloc::vec::Vec;
 
+/// How packed weights are stored: f32, or IEEE f16 (half the memory) widened inside the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WeightStorage {
+    #[default]
+    F32,
+    F16,
+}
+
+/// How a policy packs its weights at load: for which kernel, stored how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packing {
+    pub isa: super::Isa,
+    pub storage: WeightStorage,
+}
+
+impl Packing {
+    pub fn nr(&self) -> usize {
+        self.isa.nr()
+    }
+}
+
+/// Packed values in their storage type.
+#[derive(Clone, Debug)]
+pub enum PackedData {
+    F32(Vec<f32>),
+    /// f16 bit patterns.
+    F16(Vec<u16>),
+}
+
 /// B operand packed in panels of `nr` columns: element (p, j) of the k x n matrix lives at
 /// `data[((j / nr) * k + p) * nr + j % nr]`; columns past `n` in the last panel are zero.
 #[derive(Clone, Debug)]
@@ -12,7 +41,26 @@ pub struct PackedB {
     pub k: usize,
     pub n: usize,
     pub nr: usize,
-    pub data: Vec<f32>,
+    pub data: PackedData,
+}
+
+/// Borrowed packed values.
+#[derive(Clone, Copy, Debug)]
+pub enum BData<'a> {
+    F32(&'a [f32]),
+    F16(&'a [u16]),
+}
+
+impl BData<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            BData::F32(d) => d.len(),
+            BData::F16(d) => d.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A borrowed packed B operand (weights owned by a layer, or K/V packed into scratch).
@@ -21,7 +69,7 @@ pub struct PackedBRef<'a> {
     pub k: usize,
     pub n: usize,
     pub nr: usize,
-    pub data: &'a [f32],
+    pub data: BData<'a>,
 }
 
 /// Floats needed to pack a k x n B operand in panels of nr columns.
@@ -43,7 +91,7 @@ pub fn pack_b_into<'a>(dst: &'a mut [f32], k: usize, n: usize, nr: usize, f: imp
             }
         }
     }
-    PackedBRef { k, n, nr, data: dst }
+    PackedBRef { k, n, nr, data: BData::F32(dst) }
 }
 
 impl PackedB {
@@ -51,17 +99,41 @@ impl PackedB {
     pub fn from_fn(k: usize, n: usize, nr: usize, f: impl Fn(usize, usize) -> f32) -> PackedB {
         let mut data = vec![0.0; packed_b_len(k, n, nr)];
         pack_b_into(&mut data, k, n, nr, f);
-        PackedB { k, n, nr, data }
+        PackedB { k, n, nr, data: PackedData::F32(data) }
+    }
+
+    /// Pack, then store as `storage` (f16 rounds each value to nearest).
+    pub fn from_fn_stored(k: usize, n: usize, nr: usize, storage: WeightStorage, f: impl Fn(usize, usize) -> f32) -> PackedB {
+        let packed = PackedB::from_fn(k, n, nr, f);
+        match (storage, packed.data) {
+            (WeightStorage::F16, PackedData::F32(d)) => {
+                let halves = d.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+                PackedB { data: PackedData::F16(halves), ..packed }
+            }
+            (_, data) => PackedB { data, ..packed },
+        }
     }
 
     /// B = W^T for a PyTorch weight W of shape [n, k] (row-major), as in `y = x W^T`.
-    pub fn from_weight_t(w: &[f32], n: usize, k: usize, nr: usize) -> PackedB {
+    pub fn from_weight_t(w: &[f32], n: usize, k: usize, nr: usize, storage: WeightStorage) -> PackedB {
         assert_eq!(w.len(), n * k);
-        PackedB::from_fn(k, n, nr, |p, j| w[j * k + p])
+        PackedB::from_fn_stored(k, n, nr, storage, |p, j| w[j * k + p])
+    }
+
+    /// Bytes of packed weights.
+    pub fn bytes(&self) -> usize {
+        match &self.data {
+            PackedData::F32(d) => d.len() * 4,
+            PackedData::F16(d) => d.len() * 2,
+        }
     }
 
     pub fn as_ref(&self) -> PackedBRef<'_> {
-        PackedBRef { k: self.k, n: self.n, nr: self.nr, data: &self.data }
+        let data = match &self.data {
+            PackedData::F32(d) => BData::F32(d),
+            PackedData::F16(d) => BData::F16(d),
+        };
+        PackedBRef { k: self.k, n: self.n, nr: self.nr, data }
     }
 }
 

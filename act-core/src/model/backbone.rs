@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::kernels::exec::Executor;
 use crate::kernels::gemm::{gemm, Epilogue};
 use crate::kernels::pack::{zero_border, ConvA, ConvGeometry, PackedB, RowMap};
+use crate::kernels::pack::Packing;
 use crate::kernels::Isa;
 use alloc::format;
 use alloc::vec;
@@ -27,7 +28,7 @@ pub struct ConvBn {
 
 impl ConvBn {
     #[allow(clippy::too_many_arguments)]
-    pub fn load(store: &TensorStore<'_>, conv: &str, bn: &str, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, isa: Isa) -> Result<ConvBn> {
+    pub fn load(store: &TensorStore<'_>, conv: &str, bn: &str, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, isa: Packing) -> Result<ConvBn> {
         let w = store.model(&format!("{conv}.weight"), &[cout, cin, k, k])?;
         let gamma = store.model(&format!("{bn}.weight"), &[cout])?;
         let beta = store.model(&format!("{bn}.bias"), &[cout])?;
@@ -36,7 +37,7 @@ impl ConvBn {
         let scale: Vec<f64> = (0..cout).map(|c| gamma[c] as f64 / libm::sqrt(var[c] as f64 + BN_EPS)).collect();
         let bias = (0..cout).map(|c| (beta[c] as f64 - mean[c] as f64 * scale[c]) as f32).collect();
         // Implicit-im2col row p = (ky, kx, ci) with ci fastest; weight is [cout, cin, ky, kx].
-        let packed = PackedB::from_fn(k * k * cin, cout, isa.nr(), |p, co| {
+        let packed = PackedB::from_fn_stored(k * k * cin, cout, isa.nr(), isa.storage, |p, co| {
             let (tap, ci) = (p / cin, p % cin);
             let (ky, kx) = (tap / k, tap % k);
             (w[((co * cin + ci) * k + ky) * k + kx] as f64 * scale[co]) as f32
@@ -101,7 +102,7 @@ pub fn padded_len(h: usize, w: usize, c: usize, pad: usize) -> usize {
 }
 
 impl ResNet18 {
-    pub fn load(store: &TensorStore<'_>, isa: Isa) -> Result<ResNet18> {
+    pub fn load(store: &TensorStore<'_>, isa: Packing) -> Result<ResNet18> {
         let conv1 = ConvBn::load(store, "backbone.conv1", "backbone.bn1", 3, 64, 7, 2, 3, isa)?;
         let mut blocks = Vec::with_capacity(8);
         let mut cin = 64;
@@ -124,6 +125,11 @@ impl ResNet18 {
             cin = cout;
         }
         Ok(ResNet18 { conv1, blocks })
+    }
+
+    pub fn packed_bytes(&self) -> usize {
+        let conv = |c: &ConvBn| c.w.bytes();
+        conv(&self.conv1) + self.blocks.iter().map(|b| conv(&b.conv1) + conv(&b.conv2) + b.downsample.as_ref().map_or(0, conv)).sum::<usize>()
     }
 
     /// Buffers for images up to `h x w`.

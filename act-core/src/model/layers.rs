@@ -5,6 +5,7 @@ use crate::kernels::exec::Executor;
 use crate::kernels::gemm::{gemm, Epilogue};
 use crate::kernels::norm::layer_norm;
 use crate::kernels::pack::{MatrixA, PackedB, RowMap};
+use crate::kernels::pack::Packing;
 use crate::kernels::Isa;
 use alloc::format;
 use alloc::vec::Vec;
@@ -18,14 +19,14 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn load(store: &TensorStore<'_>, prefix: &str, n_in: usize, n_out: usize, isa: Isa) -> Result<Linear> {
+    pub fn load(store: &TensorStore<'_>, prefix: &str, n_in: usize, n_out: usize, isa: Packing) -> Result<Linear> {
         let w = store.model(&format!("{prefix}.weight"), &[n_out, n_in])?;
         let b = store.model(&format!("{prefix}.bias"), &[n_out])?;
         Ok(Linear::from_parts(&w, b, n_in, n_out, isa))
     }
 
-    pub fn from_parts(w: &[f32], b: Vec<f32>, n_in: usize, n_out: usize, isa: Isa) -> Linear {
-        Linear { w: PackedB::from_weight_t(w, n_out, n_in, isa.nr()), b, n_in, n_out }
+    pub fn from_parts(w: &[f32], b: Vec<f32>, n_in: usize, n_out: usize, isa: Packing) -> Linear {
+        Linear { w: PackedB::from_weight_t(w, n_out, n_in, isa.nr(), isa.storage), b, n_in, n_out }
     }
 
     /// `out[rows x n_out] = x[rows x n_in] W^T + b (+ residual) (ReLU)`; x and out token-major.

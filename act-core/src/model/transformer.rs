@@ -6,6 +6,7 @@ use crate::config::Activation;
 use crate::error::Result;
 use crate::kernels::attention::{multi_head_attention, AttentionScratch, Tokens};
 use crate::kernels::exec::Executor;
+use crate::kernels::pack::Packing;
 use crate::kernels::Isa;
 use alloc::format;
 use alloc::vec;
@@ -21,7 +22,7 @@ pub struct Attention {
 }
 
 impl Attention {
-    pub fn load(store: &TensorStore<'_>, prefix: &str, dim: usize, heads: usize, isa: Isa) -> Result<Attention> {
+    pub fn load(store: &TensorStore<'_>, prefix: &str, dim: usize, heads: usize, isa: Packing) -> Result<Attention> {
         let w = store.model(&format!("{prefix}.in_proj_weight"), &[3 * dim, dim])?;
         let b = store.model(&format!("{prefix}.in_proj_bias"), &[3 * dim])?;
         let part = |i: usize| Linear::from_parts(&w[i * dim * dim..(i + 1) * dim * dim], b[i * dim..(i + 1) * dim].to_vec(), dim, dim, isa);
@@ -32,6 +33,24 @@ impl Attention {
             out: Linear::load(store, &format!("{prefix}.out_proj"), dim, dim, isa)?,
             heads,
         })
+    }
+}
+
+impl Attention {
+    pub fn packed_bytes(&self) -> usize {
+        self.wq.w.bytes() + self.wk.w.bytes() + self.wv.w.bytes() + self.out.w.bytes()
+    }
+}
+
+impl EncoderLayer {
+    pub fn packed_bytes(&self) -> usize {
+        self.self_attn.packed_bytes() + self.linear1.w.bytes() + self.linear2.w.bytes()
+    }
+}
+
+impl DecoderLayer {
+    pub fn packed_bytes(&self) -> usize {
+        self.self_attn.packed_bytes() + self.cross_attn.packed_bytes() + self.linear1.w.bytes() + self.linear2.w.bytes()
     }
 }
 
@@ -128,7 +147,7 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    pub fn load(store: &TensorStore<'_>, prefix: &str, dim: usize, ff: usize, heads: usize, isa: Isa) -> Result<EncoderLayer> {
+    pub fn load(store: &TensorStore<'_>, prefix: &str, dim: usize, ff: usize, heads: usize, isa: Packing) -> Result<EncoderLayer> {
         Ok(EncoderLayer {
             self_attn: Attention::load(store, &format!("{prefix}.self_attn"), dim, heads, isa)?,
             linear1: Linear::load(store, &format!("{prefix}.linear1"), dim, ff, isa)?,
@@ -160,7 +179,7 @@ pub struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    pub fn load(store: &TensorStore<'_>, prefix: &str, dim: usize, ff: usize, heads: usize, isa: Isa) -> Result<DecoderLayer> {
+    pub fn load(store: &TensorStore<'_>, prefix: &str, dim: usize, ff: usize, heads: usize, isa: Packing) -> Result<DecoderLayer> {
         Ok(DecoderLayer {
             self_attn: Attention::load(store, &format!("{prefix}.self_attn"), dim, heads, isa)?,
             cross_attn: Attention::load(store, &format!("{prefix}.multihead_attn"), dim, heads, isa)?,

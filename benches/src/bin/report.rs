@@ -3,12 +3,13 @@
 //! threads; kernel efficiency against the measured FMA peak; steadiness of 1000 steps.
 //!
 //! cargo run --release -p act-benches --bin report -- [--sizes tiny,small,default,aloha4]
-//!     [--threads 1,2] [--reps N] [--steady-size small] [--steady-steps 1000] [--no-kernels]
+//!     [--threads 1,2] [--reps N] [--storage-size default|none] [--steady-size small]
+//!     [--steady-steps 1000] [--no-kernels]
 use act_benches::{peak::fma_peak_gflops, Pair};
 use act_core::kernels::exec::Serial;
 use act_core::kernels::gemm::{gemm, Epilogue};
 use act_core::kernels::pack::{ConvA, ConvGeometry, MatrixA, PackedB, RowMap};
-use act_core::{Ensembling, Isa, Options};
+use act_core::{Ensembling, Isa, Options, WeightStorage};
 use std::time::Instant;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -100,6 +101,28 @@ fn main() -> anyhow::Result<()> {
                 .collect();
             let gf = 2.0 * (g.out_h() * g.out_w() * cout * g.k()) as f64 / median(ts) / 1e9;
             println!("| {name} | {gf:.0} | {:.0} % |", 100.0 * gf / peak);
+        }
+    }
+
+    let storage_size = arg("--storage-size").unwrap_or_else(|| "default".into());
+    if storage_size != "none" {
+        println!("\n| weights ({storage_size}, 1 thread) | packed weight memory | act-core median |\n|---|---|---|");
+        let reps: usize = arg("--reps").map(|r| r.parse().unwrap()).unwrap_or_else(|| default_reps(&storage_size));
+        let mut pairs = Vec::new();
+        for storage in [WeightStorage::F32, WeightStorage::F16] {
+            pairs.push((storage, Pair::new(&storage_size, &Options { weights: storage, ..Default::default() })?));
+        }
+        let mut times = vec![Vec::new(); pairs.len()];
+        let mut out = vec![0.0f32; (pairs[0].1.cfg.chunk_size * pairs[0].1.cfg.action_dim()) as usize];
+        for _ in 0..reps {
+            for (i, (_, p)) in pairs.iter_mut().enumerate() {
+                let s = Instant::now();
+                p.act_core_predict(&mut out);
+                times[i].push(s.elapsed().as_secs_f64());
+            }
+        }
+        for ((storage, p), t) in pairs.iter().zip(times) {
+            println!("| {storage:?} | {:.1} MB | {:.2} ms |", p.policy.weight_bytes() as f64 / 1e6, median(t) * 1e3);
         }
     }
 
