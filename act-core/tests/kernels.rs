@@ -201,3 +201,17 @@ fn f16_stored_weights_equal_f32_weights_of_the_rounded_values() {
         assert_eq!(c1, c2, "{isa:?}: widening in the kernel must give exactly the f32 result");
     }
 }
+
+#[test]
+fn exp_approx_is_within_two_ulp_of_the_correctly_rounded_exp() {
+    let mut worst = 0.0f64;
+    let mut x = -87.0f32;
+    while x < 88.0 {
+        let got = act_core::kernels::norm::exp_approx(x) as f64;
+        let want = (x as f64).exp();
+        worst = worst.max(((got - want) / want).abs());
+        x += 0.0137;
+    }
+    assert!(worst < 2.5e-7, "worst relative error {worst:e}");
+    assert!(act_core::kernels::norm::exp_approx(-1000.0) >= 0.0 && act_core::kernels::norm::exp_approx(-1000.0) < 1e-37);
+}

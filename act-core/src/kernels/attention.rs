@@ -2,7 +2,7 @@
 //! scores = Q_h K_h^T, row softmax, out_h = P V_h. Heads are spread over the executor's parts.
 use super::exec::{Executor, Serial};
 use super::gemm::{gemm, gemm_raw, Epilogue};
-use super::norm::softmax_rows;
+use super::norm::softmax_rows_isa;
 use super::pack::{pack_b_into, packed_b_len, MatrixA, RowMap};
 use super::Isa;
 use alloc::vec;
@@ -88,7 +88,7 @@ pub fn multi_head_attention(
                 let qa = MatrixA { data: &q.data[off..], ld: q.ld, m: tq, k: head_dim };
                 gemm(isa, &qa, kt, scores, RowMap::Strided { ld: tk }, Epilogue::default(), &Serial);
             }
-            softmax_rows(scores, tk, scale);
+            softmax_rows_isa(isa, scores, tk, scale);
             let vp = pack_b_into(&mut ps.packed, tk, head_dim, nr, |p, j| v.data[p * v.ld + off + j]);
             let pa = MatrixA { data: scores, ld: tk, m: tq, k: tk };
             // SAFETY: the output holds tq rows of ld_out (asserted above); head h writes only
