@@ -204,11 +204,17 @@ fn parse_options(options: *const act_options) -> Result<Options, Fail> {
     {
         return Err(global_fail(ACT_ERR_UNSUPPORTED, format_args!("options.isa: {isa:?} is not supported by this CPU")));
     }
-    match o.precision {
-        0 | 1 => {}
-        v => return Err(global_fail(ACT_ERR_UNSUPPORTED, format_args!("options.precision = {v}: only f32 compute (ACT_PRECISION_F32) is implemented"))),
-    }
-    Ok(Options { ensembling, isa, threads: o.threads as usize, ..Default::default() })
+    let weights = match o.precision {
+        0 | 1 => act::WeightStorage::F32,
+        2 => act::WeightStorage::F16,
+        v => {
+            return Err(global_fail(
+                ACT_ERR_UNSUPPORTED,
+                format_args!("options.precision = {v}: ACT_PRECISION_F32 and ACT_PRECISION_F16_WEIGHTS are implemented"),
+            ));
+        }
+    };
+    Ok(Options { ensembling, isa, threads: o.threads as usize, weights, ..Default::default() })
 }
 
 fn isa_code(isa: Isa) -> u32 {

@@ -318,17 +318,20 @@ fn open_errors_are_statuses_with_messages() {
         (act_options { ensembling: 2, ensemble_coeff: -0.5, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensemble_coeff"),
         (act_options { ensembling: 2, ensemble_coeff: f32::INFINITY, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensemble_coeff"),
         (act_options { isa: 4, ..d }, ACT_ERR_INVALID_ARGUMENT, "isa"),
-        (act_options { precision: 2, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
+        (act_options { precision: 3, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
+        (act_options { threads: 1000, ..d }, ACT_ERR_INVALID_ARGUMENT, "threads"),
     ];
     for (o, status, word) in cases {
         let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
         assert_eq!(s, status, "{o:?}: {m}");
         assert!(m.contains(word), "{o:?}: {m}");
     }
-    // Accepted options: threads (ignored), precision f32, a coefficient of 0 (uniform weights), every ISA this CPU has.
+    // Accepted options: threads, precision f32 and f16 weights, a coefficient of 0 (uniform
+    // weights), every ISA this CPU has.
     for o in [
         act_options { threads: 4, ..d },
         act_options { precision: act_precision::ACT_PRECISION_F32 as u32, ..d },
+        act_options { precision: act_precision::ACT_PRECISION_F16_WEIGHTS as u32, ..d },
         act_options { ensembling: 2, ensemble_coeff: 0.0, ..d },
     ] {
         free(open_bytes(&bytes, Some(&o)).unwrap());
