@@ -17,6 +17,14 @@ struct Wrap {
     t: TrainCli,
 }
 
+/// libtorch's random generator is global to the process, and tests run on parallel threads: runs
+/// are serialised so that each draws exactly what it would alone.
+static RUN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("act-train-runs-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -49,17 +57,24 @@ fn train_rows(h: &[LossRow]) -> Vec<LossRow> {
 
 #[test]
 fn tiny_model_overfits_one_episode() {
+    let _guard = lock();
     let dir = tmpdir("overfit");
     let data = dir.join("data");
-    write_dataset(&data, 1, 20, 64, 64).unwrap();
+    // One episode, stored 10 times: ACT's epochs draw each training episode once, so copies give
+    // batches of 8 samples of that one episode (a single file would give batches of 1).
+    std::fs::create_dir_all(&data).unwrap();
+    let ep = SyntheticEpisode::new(20, 64, 64, 0);
+    for i in 0..10 {
+        ep.write(&data.join(format!("episode_{i}.hdf5"))).unwrap();
+    }
     let s = train::run(&cli(
         &data,
         &dir.join("ckpt"),
-        &["--steps", "300", "--val-every", "1000", "--dropout", "0", "--lr", "1e-3", "--batch-size", "8"],
+        &["--steps", "250", "--val-every", "1000", "--dropout", "0", "--seed", "1"],
     ))
     .unwrap();
     let rows = train_rows(&s.history);
-    assert_eq!(rows.len(), 300);
+    assert_eq!(rows.len(), 250);
     let first: f64 = rows[..5].iter().map(|r| r.l1).sum::<f64>() / 5.0;
     let last: f64 = rows[rows.len() - 20..].iter().map(|r| r.l1).sum::<f64>() / 20.0;
     eprintln!("L1 first 5 steps {first:.4}, last 20 steps {last:.4} ({:.1}x)", first / last);
@@ -69,6 +84,7 @@ fn tiny_model_overfits_one_episode() {
 
 #[test]
 fn resume_equals_uninterrupted() {
+    let _guard = lock();
     let dir = tmpdir("resume");
     let data = dir.join("data");
     write_dataset(&data, 4, 20, 64, 64).unwrap();
@@ -142,9 +158,11 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn exported_checkpoint_agrees_with_tch_in_act_core() {
+    let _guard = lock();
     let dir = tmpdir("export");
     let data = dir.join("data");
     // Frames of 96x128 resized to the model's 64x64 on load.
+    std::fs::create_dir_all(&data).unwrap();
     for i in 0..3 {
         SyntheticEpisode::new(16, 96, 128, i).write(&data.join(format!("episode_{i}.hdf5"))).unwrap();
     }
@@ -216,6 +234,7 @@ fn expect_err(data: &Path, ckpt: &Path, extra: &[&str], needles: &[&str]) {
 
 #[test]
 fn bad_input_gives_clear_errors() {
+    let _guard = lock();
     let dir = tmpdir("bad");
     let ck = dir.join("ckpt");
     let quick = ["--steps", "2"];
@@ -280,7 +299,9 @@ fn bad_input_gives_clear_errors() {
     other.write(&cams.join("episode_1.hdf5")).unwrap();
     expect_err(&cams, &ck, &quick, &["episode_1.hdf5", "mismatched cameras", "front"]);
     // A camera no episode has.
-    expect_err(&dir.join("frames"), &ck, &["--steps", "2", "--camera-names", "wrist"], &["no camera \"wrist\""]);
+    let good = dir.join("good");
+    write_dataset(&good, 2, 10, 64, 64).unwrap();
+    expect_err(&good, &ck, &["--steps", "2", "--camera-names", "wrist"], &["episode_0.hdf5", "no camera \"wrist\""]);
 
     // Image shapes differing between episodes.
     let shapes = dir.join("shapes");
@@ -291,13 +312,14 @@ fn bad_input_gives_clear_errors() {
 
     // CUDA without CUDA.
     if !tch::Cuda::is_available() {
-        expect_err(&cams, &ck, &["--steps", "2", "--device", "cuda"], &["CUDA is not available"]);
+        expect_err(&good, &ck, &["--steps", "2", "--device", "cuda"], &["CUDA is not available"]);
     }
     assert!(!ck.join(LAST_CKPT).exists(), "no checkpoint from failed runs");
 }
 
 #[test]
 fn nan_loss_stops_with_the_step_and_keeps_checkpoints() {
+    let _guard = lock();
     let dir = tmpdir("nan");
     let data = dir.join("data");
     write_dataset(&data, 2, 10, 64, 64).unwrap();
