@@ -470,7 +470,7 @@ pub fn resize_rgb(src: &[u8], sh: usize, sw: usize, dh: usize, dw: usize) -> Vec
         return src.to_vec();
     }
     let mut out = vec![0u8; dh * dw * 3];
-    if sh % dh == 0 && sw % dw == 0 {
+    if sh.is_multiple_of(dh) && sw.is_multiple_of(dw) {
         let (k, l) = (sh / dh, sw / dw);
         let n = (k * l) as u32;
         for y in 0..dh {
@@ -637,8 +637,8 @@ impl Iterator for Schedule {
         self.step += 1;
         let val_follows = self.step == self.total_steps
             || match self.val_every {
-                ValEvery::Epochs(k) => epoch_ended && k > 0 && self.epoch % k == 0,
-                ValEvery::Steps(k) => k > 0 && self.step % k == 0,
+                ValEvery::Epochs(k) => epoch_ended && k > 0 && self.epoch.is_multiple_of(k),
+                ValEvery::Steps(k) => k > 0 && self.step.is_multiple_of(k),
             };
         if val_follows {
             let vb = val_batches(&self.split.val, &self.lens, self.seed, step, self.batch);

@@ -1106,7 +1106,7 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
                 let sps = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
                 pb.set_position(state.step);
                 pb.set_message(format!("loss {lv:.4} l1 {l1v:.4} kl {klv:.4} {sps:.1} samples/s"));
-                if cli.log_every > 0 && (state.step % cli.log_every == 0 || state.step == total_steps) {
+                if cli.log_every > 0 && (state.step.is_multiple_of(cli.log_every) || state.step == total_steps) {
                     log(format!(
                         "step {}/{total_steps} epoch {epoch} loss {lv:.5} l1 {l1v:.5} kl {klv:.5} {sps:.1} samples/s",
                         state.step
@@ -1115,7 +1115,7 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
                 }
                 let ckpt_due = state.step == total_steps
                     || match cli.ckpt_every {
-                        Some(k) => k > 0 && state.step % k == 0,
+                        Some(k) => k > 0 && state.step.is_multiple_of(k),
                         None => val_follows,
                     };
                 if val_follows {
