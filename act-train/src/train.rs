@@ -852,6 +852,25 @@ fn device_of(d: DeviceArg) -> Result<Device> {
     })
 }
 
+/// Removes temporary files a killed run left behind (`.last.ckpt.tmp-<pid>`, ...); the files
+/// they were meant to replace are intact, since writes end with a rename.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefixes: Vec<String> = [LAST_CKPT, BEST_CKPT, LOSSES_CSV]
+        .iter()
+        .map(|n| format!(".{n}.tmp-"))
+        .chain([".loss_curve.tmp-".to_string(), format!(".{POLICY_FILE}.tmp-")])
+        .collect();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Runs `act-train train`.
 pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
     let device = device_of(cli.device)?;
@@ -862,6 +881,7 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating checkpoint directory {}", dir.display()))?;
     let last_path = dir.join(LAST_CKPT);
     let best_path = dir.join(BEST_CKPT);
+    remove_stale_temporaries(dir);
 
     let resumed = if cli.resume && last_path.exists() {
         Some(TrainingCheckpoint::read(&last_path)?)

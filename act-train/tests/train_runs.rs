@@ -176,14 +176,15 @@ fn exported_checkpoint_agrees_with_tch_in_act_core() {
     let model = Act::new(&vs.root(), &cfg).unwrap();
     best.load_weights(&vs).unwrap();
 
-    // `act-train export --ckpt` path, both forms, plus the files the run wrote.
+    // `act-train export --ckpt` path, both forms, the files the run wrote, and the training
+    // checkpoint itself (it carries the config/format/std_eps metadata act-core needs).
     let out_single = dir.join("exported.safetensors");
     let out_dir = dir.join("exported_dir");
     let opts = act_train::ExportOptions::default();
     train::export_training_checkpoint(&ck.join("best.ckpt"), &out_single, act_train::CheckpointForm::Single, &opts)
         .unwrap();
     train::export_training_checkpoint(&ck.join("best.ckpt"), &out_dir, act_train::CheckpointForm::Dir, &opts).unwrap();
-    let paths = [ck.join("policy.safetensors"), ck.join("policy"), out_single, out_dir];
+    let paths = [ck.join("policy.safetensors"), ck.join("policy"), out_single, out_dir, ck.join("best.ckpt")];
 
     let ep = SyntheticEpisode::new(16, 64, 64, 9);
     let q = ep.qpos();
