@@ -80,6 +80,7 @@ fn tiny_model_overfits_one_episode() {
     eprintln!("L1 first 5 steps {first:.4}, last 20 steps {last:.4} ({:.1}x)", first / last);
     assert!(last * 5.0 < first, "L1 fell only from {first} to {last}");
     assert!(s.policy_file.exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -148,6 +149,7 @@ fn resume_equals_uninterrupted() {
     let csv = std::fs::read_to_string(part_dir.join("losses.csv")).unwrap();
     assert_eq!(csv.lines().filter(|l| l.contains(",train,")).count(), 8);
     assert!(part_dir.join("loss_curve.png").exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn rel_err(a: &[f32], b: &[f32]) -> f64 {
@@ -221,6 +223,7 @@ fn exported_checkpoint_agrees_with_tch_in_act_core() {
         }
         prev = Some(want);
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn expect_err(data: &Path, ckpt: &Path, extra: &[&str], needles: &[&str]) {
@@ -316,6 +319,7 @@ fn bad_input_gives_clear_errors() {
         expect_err(&good, &ck, &["--steps", "2", "--device", "cuda"], &["CUDA is not available"]);
     }
     assert!(!ck.join(LAST_CKPT).exists(), "no checkpoint from failed runs");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -346,4 +350,5 @@ fn nan_loss_stops_with_the_step_and_keeps_checkpoints() {
     let c = TrainingCheckpoint::read(&ck.join(LAST_CKPT)).unwrap();
     assert_eq!(c.state.step, step);
     assert_eq!(c.history.len() as u64, step);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -249,6 +249,7 @@ fn loader_thread_resizes_and_matches_sampler() {
             assert_eq!(&b.qpos[k * 14..(k + 1) * 14], &qpos_at(&ds.episodes[e], t, &stats)[..]);
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -321,4 +322,5 @@ fn backbone_weights_load_torchvision_names() {
     Tensor::write_safetensors(&partial, &p2).unwrap();
     let err = load_backbone_weights(&vs, &p2).unwrap_err().to_string();
     assert!(err.contains("missing") && err.contains("layer4"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
