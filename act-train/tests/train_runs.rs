@@ -1,0 +1,354 @@
+//! Whole training runs on small synthetic episodes (tiny preset): overfitting one episode,
+//! resume == uninterrupted, export agreement with act-core, and bad input.
+
+use std::path::{Path, PathBuf};
+
+use act_core::{Options, Policy};
+use act_train::model::{Act, normalize_image_u8};
+use act_train::synthetic::{SyntheticEpisode, write_dataset};
+use act_train::train::{self, LAST_CKPT, LossRow, TrainCli, TrainingCheckpoint};
+use clap::Parser;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Parser)]
+struct Wrap {
+    #[command(flatten)]
+    t: TrainCli,
+}
+
+/// libtorch's random generator is global to the process, and tests run on parallel threads: runs
+/// are serialised so that each draws exactly what it would alone.
+static RUN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    RUN_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("act-train-runs-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn cli(data: &Path, ckpt: &Path, extra: &[&str]) -> TrainCli {
+    let mut args = vec![
+        "t".to_string(),
+        "--dataset-dir".into(),
+        data.display().to_string(),
+        "--ckpt-dir".into(),
+        ckpt.display().to_string(),
+        "--preset".into(),
+        "tiny".into(),
+        "--quiet".into(),
+        "--threads".into(),
+        "1".into(),
+        "--log-every".into(),
+        "0".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Wrap::try_parse_from(args).unwrap().t
+}
+
+fn train_rows(h: &[LossRow]) -> Vec<LossRow> {
+    h.iter().filter(|r| !r.val).copied().collect()
+}
+
+#[test]
+fn tiny_model_overfits_one_episode() {
+    let _guard = lock();
+    let dir = tmpdir("overfit");
+    let data = dir.join("data");
+    // One episode, stored 10 times: ACT's epochs draw each training episode once, so copies give
+    // batches of 8 samples of that one episode (a single file would give batches of 1).
+    std::fs::create_dir_all(&data).unwrap();
+    let ep = SyntheticEpisode::new(20, 64, 64, 0);
+    for i in 0..10 {
+        ep.write(&data.join(format!("episode_{i}.hdf5"))).unwrap();
+    }
+    let s = train::run(&cli(
+        &data,
+        &dir.join("ckpt"),
+        &["--steps", "250", "--val-every", "1000", "--dropout", "0", "--seed", "1"],
+    ))
+    .unwrap();
+    let rows = train_rows(&s.history);
+    assert_eq!(rows.len(), 250);
+    let first: f64 = rows[..5].iter().map(|r| r.l1).sum::<f64>() / 5.0;
+    let last: f64 = rows[rows.len() - 20..].iter().map(|r| r.l1).sum::<f64>() / 20.0;
+    eprintln!("L1 first 5 steps {first:.4}, last 20 steps {last:.4} ({:.1}x)", first / last);
+    assert!(last * 5.0 < first, "L1 fell only from {first} to {last}");
+    assert!(s.policy_file.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn resume_equals_uninterrupted() {
+    let _guard = lock();
+    let dir = tmpdir("resume");
+    let data = dir.join("data");
+    write_dataset(&data, 4, 20, 64, 64).unwrap();
+    let common = ["--val-every", "4", "--batch-size", "2", "--seed", "3"];
+    let mut full_args = common.to_vec();
+    full_args.extend(["--steps", "8"]);
+    let full = train::run(&cli(&data, &dir.join("full"), &full_args)).unwrap();
+
+    let part_dir = dir.join("part");
+    let mut a1 = common.to_vec();
+    a1.extend(["--steps", "5"]);
+    let first = train::run(&cli(&data, &part_dir, &a1)).unwrap();
+    assert_eq!(first.steps, 5);
+    // Without --resume an existing run is not overwritten.
+    let err = train::run(&cli(&data, &part_dir, &a1)).unwrap_err().to_string();
+    assert!(err.contains("--resume"), "{err}");
+    // A changed hyperparameter on resume is refused.
+    let err = train::run(&cli(&data, &part_dir, &["--resume", "--steps", "8", "--lr", "0.5"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("differ"), "{err}");
+    let resumed = train::run(&cli(&data, &part_dir, &["--resume", "--steps", "8"])).unwrap();
+    assert_eq!(resumed.steps, 8);
+
+    let (a, b) = (train_rows(&full.history), train_rows(&resumed.history));
+    assert_eq!(a.len(), 8);
+    assert_eq!(b.len(), 8);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.step, x.epoch), (y.step, y.epoch));
+        for (u, v) in [(x.l1, y.l1), (x.kl, y.kl), (x.loss, y.loss)] {
+            assert!((u - v).abs() <= 1e-6 * (1.0 + u.abs()), "step {}: {u} vs {v}", x.step);
+        }
+    }
+    // Validation passes both runs made (after steps 4 and 8) agree too.
+    for step in [3u64, 7] {
+        let f = full.history.iter().find(|r| r.val && r.step == step).unwrap();
+        let r = resumed.history.iter().find(|r| r.val && r.step == step).unwrap();
+        assert!((f.loss - r.loss).abs() <= 1e-6 * (1.0 + f.loss.abs()), "val at {step}");
+    }
+    // Final weights agree.
+    let ca = TrainingCheckpoint::read(&dir.join("full").join(LAST_CKPT)).unwrap();
+    let cb = TrainingCheckpoint::read(&part_dir.join(LAST_CKPT)).unwrap();
+    assert_eq!(ca.state.step, 8);
+    assert_eq!(
+        (cb.state.step, cb.state.epoch, cb.state.batch_in_epoch, cb.state.adam_t),
+        (ca.state.step, ca.state.epoch, ca.state.batch_in_epoch, ca.state.adam_t)
+    );
+    let (va, vb) = (VarStore::new(Device::Cpu), VarStore::new(Device::Cpu));
+    Act::new(&va.root(), &ca.config).unwrap();
+    Act::new(&vb.root(), &cb.config).unwrap();
+    ca.load_weights(&va).unwrap();
+    cb.load_weights(&vb).unwrap();
+    let vars_b = vb.variables();
+    let mut worst = 0.0f64;
+    for (k, t) in va.variables() {
+        let d = (&t - &vars_b[&k]).abs().max().double_value(&[]);
+        worst = worst.max(d);
+    }
+    assert!(worst < 1e-6, "weights differ by {worst}");
+    // The CSV continues the history.
+    let csv = std::fs::read_to_string(part_dir.join("losses.csv")).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.contains(",train,")).count(), 8);
+    assert!(part_dir.join("loss_curve.png").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+#[test]
+fn exported_checkpoint_agrees_with_tch_in_act_core() {
+    let _guard = lock();
+    let dir = tmpdir("export");
+    let data = dir.join("data");
+    // Frames of 96x128 resized to the model's 64x64 on load.
+    std::fs::create_dir_all(&data).unwrap();
+    for i in 0..3 {
+        SyntheticEpisode::new(16, 96, 128, i).write(&data.join(format!("episode_{i}.hdf5"))).unwrap();
+    }
+    let ck = dir.join("ckpt");
+    train::run(&cli(&data, &ck, &["--steps", "6", "--val-every", "3", "--batch-size", "2"])).unwrap();
+    let best = TrainingCheckpoint::read(&ck.join("best.ckpt")).unwrap();
+    let cfg = best.config.clone();
+    let stats = best.stats.clone();
+    assert_eq!(stats.std_eps, 0.0);
+    let vs = VarStore::new(Device::Cpu);
+    let model = Act::new(&vs.root(), &cfg).unwrap();
+    best.load_weights(&vs).unwrap();
+
+    // `act-train export --ckpt` path, both forms, the files the run wrote, and the training
+    // checkpoint itself (it carries the config/format/std_eps metadata act-core needs).
+    let out_single = dir.join("exported.safetensors");
+    let out_dir = dir.join("exported_dir");
+    let opts = act_train::ExportOptions::default();
+    train::export_training_checkpoint(&ck.join("best.ckpt"), &out_single, act_train::CheckpointForm::Single, &opts)
+        .unwrap();
+    train::export_training_checkpoint(&ck.join("best.ckpt"), &out_dir, act_train::CheckpointForm::Dir, &opts).unwrap();
+    let paths = [ck.join("policy.safetensors"), ck.join("policy"), out_single, out_dir, ck.join("best.ckpt")];
+
+    let ep = SyntheticEpisode::new(16, 64, 64, 9);
+    let q = ep.qpos();
+    let imgs = ep.images();
+    let mut prev: Option<Vec<f32>> = None;
+    for t in [2usize, 11] {
+        let qpos: Vec<f32> = q.row(t).to_vec();
+        let img: Vec<u8> = imgs.slice(ndarray::s![t, .., .., ..]).iter().copied().collect();
+        let qn: Vec<f32> = qpos
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v - stats.state_mean[i]) / (stats.state_std[i] + stats.std_eps))
+            .collect();
+        let out = tch::no_grad(|| {
+            model.forward_inference(
+                &Tensor::from_slice(&qn).view([1, 14]),
+                &[normalize_image_u8(&Tensor::from_slice(&img).view([64, 64, 3]))],
+            )
+        });
+        let an: Vec<f32> = Vec::try_from(&out.actions.to_kind(Kind::Float).contiguous().view([-1])).unwrap();
+        let want: Vec<f32> = an
+            .chunks(14)
+            .flat_map(|r| (0..14).map(|i| r[i] * stats.action_std[i] + stats.action_mean[i]).collect::<Vec<_>>())
+            .collect();
+        for p in &paths {
+            let mut policy = Policy::open(p, &Options::default()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let mut got = vec![0f32; want.len()];
+            policy.predict(&qpos, &[&img], &mut got).unwrap();
+            let e = rel_err(&got, &want);
+            assert!(e < 1e-5, "{}: rel err {e:e}", p.display());
+        }
+        if let Some(p) = &prev {
+            assert!(rel_err(p, &want) > 1e-4, "different observations gave the same actions");
+        }
+        prev = Some(want);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn expect_err(data: &Path, ckpt: &Path, extra: &[&str], needles: &[&str]) {
+    let err = match train::run(&cli(data, ckpt, extra)) {
+        Ok(_) => panic!("training on {} succeeded", data.display()),
+        Err(e) => format!("{e:#}"),
+    };
+    for n in needles {
+        assert!(err.contains(n), "error {err:?} lacks {n:?}");
+    }
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let _guard = lock();
+    let dir = tmpdir("bad");
+    let ck = dir.join("ckpt");
+    let quick = ["--steps", "2"];
+    expect_err(&dir.join("nope"), &ck, &quick, &["does not exist", "nope"]);
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    expect_err(&empty, &ck, &quick, &["no episode_<i>.hdf5"]);
+
+    let corrupt = dir.join("corrupt");
+    write_dataset(&corrupt, 2, 10, 64, 64).unwrap();
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(corrupt.join("episode_0.hdf5"), junk).unwrap();
+    expect_err(&corrupt, &ck, &quick, &["episode_0.hdf5", "not a readable HDF5 file"]);
+
+    // qpos and action of different lengths in one file.
+    let lens = dir.join("lens");
+    std::fs::create_dir_all(&lens).unwrap();
+    SyntheticEpisode::new(10, 64, 64, 0).write(&lens.join("episode_0.hdf5")).unwrap();
+    {
+        let f = hdf5::File::create(lens.join("episode_1.hdf5")).unwrap();
+        let obs = f.create_group("observations").unwrap();
+        obs.new_dataset_builder()
+            .with_data(&ndarray::Array2::<f32>::zeros((10, 14)))
+            .create("qpos")
+            .unwrap();
+        f.new_dataset_builder()
+            .with_data(&ndarray::Array2::<f32>::zeros((9, 14)))
+            .create("action")
+            .unwrap();
+    }
+    expect_err(&lens, &ck, &quick, &["episode_1.hdf5", "mismatched lengths"]);
+
+    // Images with fewer frames than steps.
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    {
+        let f = hdf5::File::create(frames.join("episode_0.hdf5")).unwrap();
+        let obs = f.create_group("observations").unwrap();
+        obs.new_dataset_builder()
+            .with_data(&ndarray::Array2::<f32>::zeros((10, 14)))
+            .create("qpos")
+            .unwrap();
+        f.new_dataset_builder()
+            .with_data(&ndarray::Array2::<f32>::zeros((10, 14)))
+            .create("action")
+            .unwrap();
+        obs.create_group("images")
+            .unwrap()
+            .new_dataset_builder()
+            .with_data(&ndarray::Array4::<u8>::zeros((8, 64, 64, 3)))
+            .create("top")
+            .unwrap();
+    }
+    expect_err(&frames, &ck, &quick, &["episode_0.hdf5", "camera top has 8 frames"]);
+
+    // An episode with another camera.
+    let cams = dir.join("cams");
+    std::fs::create_dir_all(&cams).unwrap();
+    SyntheticEpisode::new(10, 64, 64, 0).write(&cams.join("episode_0.hdf5")).unwrap();
+    let mut other = SyntheticEpisode::new(10, 64, 64, 1);
+    other.cameras = vec!["front".into()];
+    other.write(&cams.join("episode_1.hdf5")).unwrap();
+    expect_err(&cams, &ck, &quick, &["episode_1.hdf5", "mismatched cameras", "front"]);
+    // A camera no episode has.
+    let good = dir.join("good");
+    write_dataset(&good, 2, 10, 64, 64).unwrap();
+    expect_err(&good, &ck, &["--steps", "2", "--camera-names", "wrist"], &["episode_0.hdf5", "no camera \"wrist\""]);
+
+    // Image shapes differing between episodes.
+    let shapes = dir.join("shapes");
+    std::fs::create_dir_all(&shapes).unwrap();
+    SyntheticEpisode::new(10, 64, 64, 0).write(&shapes.join("episode_0.hdf5")).unwrap();
+    SyntheticEpisode::new(10, 48, 64, 1).write(&shapes.join("episode_1.hdf5")).unwrap();
+    expect_err(&shapes, &ck, &quick, &["episode_1.hdf5", "mismatched image shapes"]);
+
+    // CUDA without CUDA.
+    if !tch::Cuda::is_available() {
+        expect_err(&good, &ck, &["--steps", "2", "--device", "cuda"], &["CUDA is not available"]);
+    }
+    assert!(!ck.join(LAST_CKPT).exists(), "no checkpoint from failed runs");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn nan_loss_stops_with_the_step_and_keeps_checkpoints() {
+    let _guard = lock();
+    let dir = tmpdir("nan");
+    let data = dir.join("data");
+    write_dataset(&data, 2, 10, 64, 64).unwrap();
+    let ck = dir.join("ckpt");
+    // An absurd learning rate blows the weights up after the first update.
+    let err = train::run(&cli(
+        &data,
+        &ck,
+        &["--steps", "20", "--lr", "1e30", "--ckpt-every", "1", "--val-every", "100"],
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("non-finite loss at step"), "{err}");
+    let step: u64 = err
+        .split("at step ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(step >= 1);
+    assert!(err.contains("intact"), "{err}");
+    // The last checkpoint written before the failure is complete and readable.
+    let c = TrainingCheckpoint::read(&ck.join(LAST_CKPT)).unwrap();
+    assert_eq!(c.state.step, step);
+    assert_eq!(c.history.len() as u64, step);
+    let _ = std::fs::remove_dir_all(&dir);
+}
