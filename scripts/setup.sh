@@ -57,7 +57,8 @@ fetch_wheel() { # fetch_wheel DEST SPEC...
 # ---------------------------------------------------------------- libtorch
 if [ ! -f "$LIBTORCH_DIR/.complete" ]; then
     log "building a trimmed libtorch $TORCH_VERSION in $LIBTORCH_DIR (one time, ~0.5 GB)"
-    tmp="$(mktemp -d "$CACHE.tmp.XXXXXX" 2>/dev/null || { mkdir -p "$CACHE"; mktemp -d "$CACHE/tmp.XXXXXX"; })"
+    mkdir -p "$CACHE"
+    tmp="$(mktemp -d "$CACHE/tmp.XXXXXX")"
     trap 'rm -rf "$tmp"' EXIT
     fetch_wheel "$tmp/whl" "torch==$TORCH_VERSION" "nvidia-cuda-runtime>=13,<14" "nvidia-cuda-cupti>=13,<14"
     stage="$tmp/libtorch"
