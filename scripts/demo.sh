@@ -19,13 +19,17 @@ TASK=sim_transfer_cube_scripted
 H=120 W=160
 
 step() { printf '\n==> %s\n' "$*"; }
+trap 'echo "demo.sh: failed at line $LINENO (exit $?); rerun to continue where it stopped" >&2' ERR
 
 bash scripts/setup.sh
 step "building act-sim and act-train (release)"
 cargo build --release --locked -p act-sim -p act-train
 BIN=target/release
 
-have=$(find "$DATA" -maxdepth 1 -name 'episode_*.hdf5' 2>/dev/null | wc -l)
+have=0
+if [ -d "$DATA" ]; then
+    have=$(find "$DATA" -maxdepth 1 -name 'episode_*.hdf5' | wc -l)
+fi
 if [ "$have" -lt "$EPISODES" ]; then
     step "recording $EPISODES scripted $TASK episodes (top camera ${H}x${W}) into $DATA"
     "$BIN/act-sim" record --task "$TASK" --dataset-dir "$DATA" --num-episodes "$EPISODES" --height "$H" --width "$W" --seed 0
