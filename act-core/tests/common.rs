@@ -1,4 +1,5 @@
-//! Test helpers shared by act-core's integration tests.
+//! Test helpers shared by act-core's integration tests, and included by bindings/tests (so this
+//! file names none of our crates: it only writes checkpoints and inputs).
 #![allow(dead_code)]
 
 /// Deterministic xorshift generator, uniform in [-1, 1).
@@ -23,10 +24,6 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     (num / den.max(1e-300)).sqrt()
 }
 
-/// Every ISA this CPU can run.
-pub fn isas() -> Vec<act_core::Isa> {
-    [act_core::Isa::Scalar, act_core::Isa::Avx2, act_core::Isa::Avx512].into_iter().filter(|i| i.is_supported()).collect()
-}
 
 /// Sizes of a synthetic checkpoint written by `checkpoint`.
 pub struct Tiny {

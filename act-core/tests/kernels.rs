@@ -5,7 +5,12 @@ use act_core::kernels::exec::Serial;
 use act_core::kernels::gemm::{gemm, Epilogue};
 use act_core::kernels::norm::{layer_norm, softmax_rows};
 use act_core::kernels::pack::{pad_into, ConvA, ConvGeometry, MatrixA, PackedB, RowMap};
-use common::{isas, rel_err, Rng};
+use common::{rel_err, Rng};
+
+/// Every ISA this CPU can run.
+fn isas() -> Vec<act_core::Isa> {
+    [act_core::Isa::Scalar, act_core::Isa::Avx2, act_core::Isa::Avx512].into_iter().filter(|i| i.is_supported()).collect()
+}
 
 fn naive_gemm(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
     let mut c = vec![0.0f64; m * n];
