@@ -30,6 +30,7 @@ use crate::export::{
     STATE_STD_KEY, Stats, UNNORM_ACTION_MEAN_KEY, UNNORM_ACTION_STD_KEY, WeightDtype, export_checkpoint,
     model_variables, write_atomic,
 };
+use crate::model::backbone::BatchNormMode;
 use crate::model::{Act, normalize_image_u8};
 use crate::optim::AdamW;
 use crate::plot::write_loss_curve;
@@ -162,6 +163,11 @@ pub struct TrainCli {
     /// safetensors file) to start the backbone from; without it the backbone trains from scratch.
     #[arg(long)]
     pub backbone_weights: Option<PathBuf>,
+    /// Backbone BatchNorm while training: frozen (ACT's FrozenBatchNorm2d, right with ImageNet
+    /// weights) or batch (batch statistics, trainable affine; trains a from-scratch backbone
+    /// much faster) [default: the preset's: paper frozen, sim-small batch, tiny frozen].
+    #[arg(long, value_enum)]
+    pub backbone_bn: Option<BatchNormMode>,
     /// Clip the global gradient norm to this value (off by default, as in the original; LeRobot
     /// uses 10).
     #[arg(long)]
@@ -225,6 +231,9 @@ pub struct TrainArgs {
     pub normalization: Normalization,
     pub loss: LossKind,
     pub backbone_weights: Option<String>,
+    /// Absent in checkpoints written before the option existed: those trained frozen.
+    #[serde(default)]
+    pub backbone_bn: BatchNormMode,
     pub clip_grad_norm: Option<f64>,
     pub val_every: ValEvery,
 }
@@ -255,6 +264,7 @@ impl TrainArgs {
             normalization: Normalization::Act,
             loss: LossKind::Act,
             backbone_weights: None,
+            backbone_bn: BatchNormMode::Frozen,
             clip_grad_norm: None,
             val_every: ValEvery::Epochs(1),
         };
@@ -268,6 +278,7 @@ impl TrainArgs {
                 num_epochs: None,
                 steps: Some(5000),
                 image_size: (120, 160),
+                backbone_bn: BatchNormMode::Batch,
                 val_every: ValEvery::Steps(500),
                 ..base
             },
@@ -323,6 +334,9 @@ impl TrainArgs {
         }
         if let Some(s) = &cli.image_size {
             self.image_size = parse_hw(s)?;
+        }
+        if let Some(m) = cli.backbone_bn {
+            self.backbone_bn = m;
         }
         if let Some(p) = &cli.backbone_weights {
             self.backbone_weights = Some(p.display().to_string());
@@ -958,7 +972,8 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
     // Model and optimizer.
     tch::manual_seed(derive_seed(args.seed, TAG_INIT, 0) as i64);
     let vs = VarStore::new(device);
-    let model = Act::new(&vs.root(), &cfg)?;
+    let mut model = Act::new(&vs.root(), &cfg)?;
+    model.backbone.set_batchnorm_mode(args.backbone_bn);
     if args.lr_backbone <= 0.0 {
         for (name, t) in vs.variables() {
             if name.starts_with("model.backbone.") {
@@ -999,7 +1014,7 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
     }
     eprintln!(
         "{} episodes ({} train, {} val), {} steps per epoch, {} steps, model dim {} ff {} enc {} dec {} chunk {}, \
-         images {}x{}, {} trainable tensors on {:?}",
+         images {}x{}, backbone BatchNorm {:?}, {} trainable tensors on {:?}",
         n_eps,
         split.train.len(),
         split.val.len(),
@@ -1012,6 +1027,7 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
         cfg.chunk_size,
         args.image_size.0,
         args.image_size.1,
+        args.backbone_bn,
         opt.params.len(),
         device
     );
@@ -1258,7 +1274,8 @@ pub fn bench(
     let cfg = args.act_config(14, 14)?;
     tch::manual_seed(0);
     let vs = VarStore::new(device);
-    let model = Act::new(&vs.root(), &cfg)?;
+    let mut model = Act::new(&vs.root(), &cfg)?;
+    model.backbone.set_batchnorm_mode(args.backbone_bn);
     let mut opt = AdamW::new(&vs, args.lr, args.lr_backbone, args.weight_decay);
     let chunk = cfg.chunk_size;
     let qpos = Tensor::randn([b, 14], (Kind::Float, device));

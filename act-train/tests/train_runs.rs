@@ -89,7 +89,8 @@ fn resume_equals_uninterrupted() {
     let dir = tmpdir("resume");
     let data = dir.join("data");
     write_dataset(&data, 4, 20, 64, 64).unwrap();
-    let common = ["--val-every", "4", "--batch-size", "2", "--seed", "3"];
+    // Batch-mode BatchNorm: its running statistics must resume exactly too.
+    let common = ["--val-every", "4", "--batch-size", "2", "--seed", "3", "--backbone-bn", "batch"];
     let mut full_args = common.to_vec();
     full_args.extend(["--steps", "8"]);
     let full = train::run(&cli(&data, &dir.join("full"), &full_args)).unwrap();
@@ -169,7 +170,9 @@ fn exported_checkpoint_agrees_with_tch_in_act_core() {
         SyntheticEpisode::new(16, 96, 128, i).write(&data.join(format!("episode_{i}.hdf5"))).unwrap();
     }
     let ck = dir.join("ckpt");
-    train::run(&cli(&data, &ck, &["--steps", "6", "--val-every", "3", "--batch-size", "2"])).unwrap();
+    // Batch-mode BatchNorm leaves non-trivial running statistics that act-core must fold.
+    let steps = ["--steps", "6", "--val-every", "3", "--batch-size", "2", "--backbone-bn", "batch"];
+    train::run(&cli(&data, &ck, &steps)).unwrap();
     let best = TrainingCheckpoint::read(&ck.join("best.ckpt")).unwrap();
     let cfg = best.config.clone();
     let stats = best.stats.clone();
@@ -177,6 +180,13 @@ fn exported_checkpoint_agrees_with_tch_in_act_core() {
     let vs = VarStore::new(Device::Cpu);
     let model = Act::new(&vs.root(), &cfg).unwrap();
     best.load_weights(&vs).unwrap();
+    let vars = vs.variables();
+    for name in ["model.backbone.bn1.running_mean", "model.backbone.layer4.1.bn2.running_var"] {
+        let t = &vars[name];
+        let init = if name.ends_with("mean") { 0.0 } else { 1.0 };
+        let moved = (t - init).abs().max().double_value(&[]);
+        assert!(moved > 1e-3, "{name} still at its initial value: batch statistics were not tracked");
+    }
 
     // `act-train export --ckpt` path, both forms, the files the run wrote, and the training
     // checkpoint itself (it carries the config/format/std_eps metadata act-core needs).

@@ -177,7 +177,7 @@ impl Act {
         let mut pos = vec![self.encoder_1d_feature_pos_embed.unsqueeze(0)];
         let mut backbone_features = Vec::with_capacity(images.len());
         for img in images {
-            let f = self.backbone.forward(img); // [B, 512, h, w]
+            let f = self.backbone.forward(img, train); // [B, 512, h, w]
             let (_, _, h, w) = f.size4().unwrap();
             let pe = sine_pos_embed_2d(h, w, dim, self.device); // [1, dim, h, w]
             let proj = f.conv2d(
