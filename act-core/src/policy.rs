@@ -33,8 +33,10 @@ pub struct Options {
     pub ensembling: Ensembling,
     /// Force an instruction set (must be supported by this CPU); `None` picks the best.
     pub isa: Option<Isa>,
-    /// How GEMM and convolution weights are kept: f32, or f16 (half the memory, widened to f32
-    /// inside the kernels; computation stays f32).
+    /// How GEMM and convolution weights are kept: f32; f16 (half the memory, widened to f32
+    /// inside the kernels; computation stays f32); or bf16, the bf16 compute path (half the
+    /// memory; the inputs of every weight GEMM and convolution are rounded to bf16 and products
+    /// accumulate in f32; AVX-512 BF16 only, relative error near 1e-2 instead of 1e-6).
     pub weights: WeightStorage,
     /// Threads for one step (0 or 1: the calling thread only). With `std`, `threads - 1`
     /// workers are started at load and kept until the policy is dropped.
@@ -130,6 +132,12 @@ impl Policy {
         let norm = Normalization::load(&store, &config)?;
         if options.weights == WeightStorage::F16 && !isa.supports_f16() {
             return Err(config_err("weights", format!("f16 weights need F16C, which this CPU lacks for {isa:?}")));
+        }
+        if options.weights == WeightStorage::Bf16 && !isa.supports_bf16() {
+            return Err(config_err(
+                "weights",
+                format!("the bf16 compute path needs AVX-512 BF16 (vdpbf16ps); the {isa:?} kernels on this CPU lack it"),
+            ));
         }
         let weights = load_weights(&store, &config, Packing { isa, storage: options.weights })?;
         let ws = Workspace::new(&config, isa, &weights, threads);

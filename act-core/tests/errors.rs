@@ -139,3 +139,17 @@ fn open_reports_missing_files_and_directories_without_model() {
     assert!(matches!(Policy::open(&dir, &Options::default()), Err(Error::Truncated { .. })));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bf16_compute_without_avx512_bf16_is_a_config_error() {
+    let t = Tiny::new();
+    let bytes = serialize(&t.values(1), Some(&t.config_json()), Dtype::F32);
+    let opts = Options { weights: act_core::WeightStorage::Bf16, isa: Some(act_core::Isa::Scalar), ..Options::default() };
+    match Policy::from_bytes(&bytes, &opts) {
+        Err(Error::Config { field, reason }) => {
+            assert_eq!(field, "weights");
+            assert!(reason.contains("AVX-512 BF16"), "{reason}");
+        }
+        other => panic!("expected a Config error, got {:?}", other.map(|_| "a policy")),
+    }
+}

@@ -220,3 +220,82 @@ fn exp_approx_is_within_two_ulp_of_the_correctly_rounded_exp() {
     assert!(worst < 2.5e-7, "worst relative error {worst:e}");
     assert!(act_core::kernels::norm::exp_approx(-1000.0) >= 0.0 && act_core::kernels::norm::exp_approx(-1000.0) < 1e-37);
 }
+
+fn bf16_round(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect()
+}
+
+/// The bf16 compute path rounds A and B to bf16, multiplies exactly and accumulates in f32: it
+/// must match an f64 reference over the rounded values to f32 accumulation error, and differ
+/// from the unrounded result by about bf16's precision.
+#[test]
+fn bf16_gemm_matches_naive_over_rounded_values() {
+    use act_core::kernels::pack::WeightStorage;
+    let isa = act_core::Isa::Avx512;
+    if !isa.supports_bf16() {
+        // Stated, not hidden: this CPU cannot run the path (the load-time error is tested in
+        // errors.rs); on the project's CI machine this branch is not taken.
+        eprintln!("SKIPPED: no AVX-512 BF16 on this CPU");
+        return;
+    }
+    let mut rng = Rng(23);
+    // Odd k (the last pair padded), k > KC (256) and odd at the block boundary, m > MC (96),
+    // n not a multiple of NR (32), k = 0.
+    for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (13, 300, 33), (97, 257, 65), (200, 513, 40), (7, 0, 5), (6, 2, 32)] {
+        let a = rng.vec(m * k);
+        let b = rng.vec(k * n);
+        let bias = rng.vec(n);
+        let res = rng.vec(m * n);
+        let mut want = naive_gemm(&bf16_round(&a), &bf16_round(&b), m, k, n);
+        for i in 0..m {
+            for j in 0..n {
+                want[i * n + j] = (want[i * n + j] + bias[j] as f64 + res[i * n + j] as f64).max(0.0);
+            }
+        }
+        let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+        let packed = PackedB::from_fn_stored(k, n, isa.nr(), WeightStorage::Bf16, |p, j| b[p * n + j]);
+        assert_eq!(packed.bytes(), n.div_ceil(32) * 32 * k.div_ceil(2) * 2 * 2, "bf16 packing size");
+        let mut c = vec![f32::NAN; m * n];
+        let epi = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
+        gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, epi, &Serial);
+        let err = rel_err(&c, &want);
+        assert!(err < 1e-6, "bf16 m={m} k={k} n={n}: rel err {err} against the rounded reference");
+        if k >= 64 {
+            let exact: Vec<f32> = naive_gemm(&a, &b, m, k, n).iter().map(|&v| v as f32).collect();
+            let mut c0 = vec![0.0f32; m * n];
+            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c0, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
+            let e = rel_err(&c0, &exact);
+            assert!(e > 1e-4 && e < 2e-2, "bf16 m={m} k={k} n={n}: error {e} against f32 is not bf16-sized");
+        }
+    }
+}
+
+/// bf16 convolution over the padded NHWC image, including conv1's odd 21-value kernel rows
+/// (segments joined before pairing) and a k that crosses the KC block boundary mid-row.
+#[test]
+fn bf16_convolution_matches_direct_convolution_over_rounded_values() {
+    use act_core::kernels::pack::WeightStorage;
+    let isa = act_core::Isa::Avx512;
+    if !isa.supports_bf16() {
+        eprintln!("SKIPPED: no AVX-512 BF16 on this CPU");
+        return;
+    }
+    let mut rng = Rng(29);
+    for &(h, w, cin, cout, k, stride, pad, in_pad) in &[(17, 23, 3, 8, 7, 2, 3, 3), (9, 8, 40, 20, 3, 1, 1, 1), (10, 11, 24, 70, 3, 2, 1, 1), (6, 6, 40, 33, 1, 2, 0, 1)] {
+        let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride, pad, in_pad };
+        let x = rng.vec(h * w * cin);
+        let mut padded = vec![f32::NAN; g.input_len()];
+        pad_into(&x, h, w, cin, in_pad, &mut padded);
+        let wt = rng.vec(cout * cin * k * k);
+        let want = naive_conv(&bf16_round(&x), &g, &bf16_round(&wt), cout);
+        let packed = PackedB::from_fn_stored(g.k(), cout, isa.nr(), WeightStorage::Bf16, |p, co| {
+            let (tap, ci) = (p / cin, p % cin);
+            wt[((co * cin + ci) * k + tap / k) * k + tap % k]
+        });
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let mut out = vec![0.0f32; oh * ow * cout];
+        gemm(isa, &ConvA { input: &padded, geom: g }, packed.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial);
+        let err = rel_err(&out, &want);
+        assert!(err < 1e-6, "bf16 conv {h}x{w}x{cin}->{cout} k{k} s{stride}: rel err {err}");
+    }
+}

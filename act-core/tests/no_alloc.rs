@@ -36,8 +36,14 @@ fn predict_step_and_reset_allocate_nothing() {
     let qpos = [0.2f32; 14];
     let mut chunk = vec![0.0f32; t.chunk * t.action];
     let mut action = [0.0f32; 14];
-    for (ensembling, threads) in [(Ensembling::Coefficient(0.01), 1), (Ensembling::Disabled, 1), (Ensembling::Coefficient(0.01), 2)] {
-        let mut p = Policy::from_bytes(&bytes, &Options { ensembling, threads, ..Default::default() }).unwrap();
+    let f32w = act_core::WeightStorage::F32;
+    let mut cases = vec![(Ensembling::Coefficient(0.01), 1, f32w), (Ensembling::Disabled, 1, f32w), (Ensembling::Coefficient(0.01), 2, f32w)];
+    if act_core::Isa::detect().supports_bf16() {
+        // The bf16 path converts activations into a stack block, never the heap.
+        cases.push((Ensembling::Coefficient(0.01), 2, act_core::WeightStorage::Bf16));
+    }
+    for (ensembling, threads, weights) in cases {
+        let mut p = Policy::from_bytes(&bytes, &Options { ensembling, threads, weights, ..Default::default() }).unwrap();
         let before = ALLOCATIONS.load(Ordering::SeqCst);
         for _ in 0..3 {
             p.predict(&qpos, &views, &mut chunk).unwrap();
@@ -49,7 +55,7 @@ fn predict_step_and_reset_allocate_nothing() {
         // Errors on bad input allocate nothing either.
         assert!(p.predict(&qpos[..3], &views, &mut chunk).is_err());
         let after = ALLOCATIONS.load(Ordering::SeqCst);
-        assert_eq!(after - before, 0, "{ensembling:?}, {threads} threads: {} allocations during predict/step/reset", after - before);
+        assert_eq!(after - before, 0, "{ensembling:?}, {threads} threads, {weights:?}: {} allocations during predict/step/reset", after - before);
         // The counter works: loading does allocate.
         let again = Policy::from_bytes(&bytes, &Options::default()).unwrap();
         assert!(ALLOCATIONS.load(Ordering::SeqCst) > after);

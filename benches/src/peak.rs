@@ -41,7 +41,8 @@ unsafe fn fma_avx2(iters: u64) -> f32 {
     }
     let s = sum16!(_mm256_add_ps, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
     let mut out = [0.0f32; 8];
-    _mm256_storeu_ps(out.as_mut_ptr(), s);
+    // SAFETY: `out` holds the 8 floats the store writes.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
     out.iter().sum()
 }
 

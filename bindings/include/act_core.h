@@ -168,8 +168,8 @@ typedef enum act_precision {
    */
   ACT_PRECISION_DEFAULT = 0,
   /**
-   * f32 compute (weights stored as f16/bf16 are widened at load). The only one implemented;
-   * any other value returns `ACT_ERR_UNSUPPORTED`.
+   * f32 compute (weights stored as f16/bf16 are widened at load). Any value not listed here
+   * returns `ACT_ERR_UNSUPPORTED`.
    */
   ACT_PRECISION_F32 = 1,
   /**
@@ -177,6 +177,12 @@ typedef enum act_precision {
    * AVX-512 or F16C; results within about 1e-3 of f32).
    */
   ACT_PRECISION_F16_WEIGHTS = 2,
+  /**
+   * bf16 compute: weights stored as bf16, the inputs of every weight GEMM and convolution
+   * rounded to bf16, products accumulated in f32 (`vdpbf16ps`). Needs AVX-512 BF16; on a CPU
+   * without it opening fails with `ACT_ERR_CONFIG`. Results within about 1e-2 of f32.
+   */
+  ACT_PRECISION_BF16 = 3,
 } act_precision;
 
 /**

@@ -207,10 +207,13 @@ fn parse_options(options: *const act_options) -> Result<Options, Fail> {
     let weights = match o.precision {
         0 | 1 => act::WeightStorage::F32,
         2 => act::WeightStorage::F16,
+        3 => act::WeightStorage::Bf16,
         v => {
             return Err(global_fail(
                 ACT_ERR_UNSUPPORTED,
-                format_args!("options.precision = {v}: ACT_PRECISION_F32 and ACT_PRECISION_F16_WEIGHTS are implemented"),
+                format_args!(
+                    "options.precision = {v}: ACT_PRECISION_F32, ACT_PRECISION_F16_WEIGHTS and ACT_PRECISION_BF16 are implemented"
+                ),
             ));
         }
     };

@@ -318,7 +318,9 @@ fn open_errors_are_statuses_with_messages() {
         (act_options { ensembling: 2, ensemble_coeff: -0.5, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensemble_coeff"),
         (act_options { ensembling: 2, ensemble_coeff: f32::INFINITY, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensemble_coeff"),
         (act_options { isa: 4, ..d }, ACT_ERR_INVALID_ARGUMENT, "isa"),
-        (act_options { precision: 3, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
+        (act_options { precision: 4, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
+        // The scalar kernels have no bf16 path.
+        (act_options { precision: act_precision::ACT_PRECISION_BF16 as u32, isa: 1, ..d }, ACT_ERR_CONFIG, "bf16"),
         (act_options { threads: 1000, ..d }, ACT_ERR_INVALID_ARGUMENT, "threads"),
     ];
     for (o, status, word) in cases {
@@ -335,6 +337,14 @@ fn open_errors_are_statuses_with_messages() {
         act_options { ensembling: 2, ensemble_coeff: 0.0, ..d },
     ] {
         free(open_bytes(&bytes, Some(&o)).unwrap());
+    }
+    // bf16 compute opens exactly where the CPU has AVX-512 BF16.
+    let o = act_options { precision: act_precision::ACT_PRECISION_BF16 as u32, ..d };
+    if act::Isa::detect().supports_bf16() {
+        free(open_bytes(&bytes, Some(&o)).unwrap());
+    } else {
+        let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
+        assert_eq!(s, ACT_ERR_CONFIG, "{m}");
     }
     for (code, isa) in [(1u32, act::Isa::Scalar), (2, act::Isa::Avx2), (3, act::Isa::Avx512)] {
         let o = act_options { isa: code, ..d };

@@ -4,7 +4,7 @@
 //! Allocation-free.
 use super::exec::Executor;
 use super::kernel::{Kernel, Segment};
-use super::pack::{ASource, BData, PackedBRef, RowMap};
+use super::pack::{packed_b_len_bf16, ASource, BData, PackedBRef, RowMap};
 use super::Isa;
 use core::ops::Range;
 
@@ -45,7 +45,13 @@ pub fn gemm(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: &mut [f32], c_map:
 pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f32, c_len: usize, c_map: RowMap, epi: Epilogue<'_>, exec: &dyn Executor) {
     assert_eq!(a.cols(), b.k, "gemm: A has {} columns but B has {} rows", a.cols(), b.k);
     assert_eq!(b.nr, isa.nr(), "gemm: B packed for another instruction set");
-    assert_eq!(b.data.len(), b.n.div_ceil(b.nr) * b.nr * b.k, "gemm: packed B has the wrong length");
+    match b.data {
+        BData::Bf16(d) => {
+            assert!(isa == Isa::Avx512 && isa.supports_bf16(), "gemm: bf16 weights need AVX-512 BF16 (vdpbf16ps)");
+            assert_eq!(d.len(), packed_b_len_bf16(b.k, b.n, b.nr), "gemm: packed B has the wrong length");
+        }
+        _ => assert_eq!(b.data.len(), b.n.div_ceil(b.nr) * b.nr * b.k, "gemm: packed B has the wrong length"),
+    }
     if matches!(b.data, BData::F16(_)) {
         assert!(isa.supports_f16(), "gemm: f16 weights need F16C on this instruction set");
     }
@@ -118,6 +124,17 @@ fn block<K: Kernel>(a: &impl ASource, b: PackedBRef<'_>, c: OutPtr, c_map: RowMa
     if rows.is_empty() || panels.is_empty() {
         return;
     }
+    let b16 = match b.data {
+        BData::F32(_) | BData::F16(_) => None,
+        BData::Bf16(d) => Some(d),
+    };
+    if let Some(d) = b16 {
+        // `gemm_raw` admitted bf16 weights only for the AVX-512 BF16 kernel.
+        #[cfg(target_arch = "x86_64")]
+        return block_bf16(a, b, d, c, c_map, epi, rows, panels);
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("bf16 weights without AVX-512 BF16 ({} values)", d.len());
+    }
     let data = a.data();
     let mut tile = [0.0f32; MAX_TILE];
     let mut row_ptrs = [core::ptr::null::<f32>(); MC];
@@ -151,26 +168,109 @@ fn block<K: Kernel>(a: &impl ASource, b: PackedBRef<'_>, c: OutPtr, c_map: RowMa
                         match b.data {
                             BData::F32(d) => K::run(segs, row_ptrs[blk * mr..].as_ptr(), d[b0..b1].as_ptr(), tile.as_mut_ptr()),
                             BData::F16(d) => K::run_f16(segs, row_ptrs[blk * mr..].as_ptr(), d[b0..b1].as_ptr(), tile.as_mut_ptr()),
+                            BData::Bf16(_) => unreachable!("handled by block_bf16"),
                         }
                     };
                     let row0 = ic + blk * mr;
-                    for i in 0..mr.min(rows.end - row0) {
-                        let off = c_map.offset(row0 + i) + jp * nr;
-                        // SAFETY: `gemm_raw` checked C holds every row's n columns; this part alone
-                        // writes rows in `rows` x columns of `panels` (the caller's contract).
-                        let crow = unsafe { core::slice::from_raw_parts_mut(c.0.add(off), cols) };
-                        let trow = &tile[i * nr..i * nr + cols];
-                        if first {
-                            crow.copy_from_slice(trow);
-                        } else {
-                            for (cv, &tv) in crow.iter_mut().zip(trow) {
-                                *cv += tv;
-                            }
-                        }
-                        if last {
-                            apply_epilogue(crow, off, jp * nr, &epi);
-                        }
-                    }
+                    let tile_rows = TileRows { rows: row0..rows.end.min(row0 + mr), jp, cols, first, last };
+                    store_tile(&tile[..mr * nr], nr, tile_rows, c, c_map, &epi);
+                }
+            }
+            ic += mc;
+        }
+        pc += kc;
+        if last {
+            break;
+        }
+    }
+}
+
+/// Which part of C one register tile covers, and where in the k loop it stands.
+struct TileRows {
+    rows: Range<usize>,
+    jp: usize,
+    cols: usize,
+    /// The first k block writes C, later ones add to it.
+    first: bool,
+    /// The last k block applies the epilogue.
+    last: bool,
+}
+
+/// Store (or add) the valid rows and columns of a tile into C.
+#[inline]
+fn store_tile(tile: &[f32], nr: usize, t: TileRows, c: OutPtr, c_map: RowMap, epi: &Epilogue<'_>) {
+    for (i, r) in t.rows.enumerate() {
+        let off = c_map.offset(r) + t.jp * nr;
+        // SAFETY: `gemm_raw` checked C holds every row's n columns; the calling part alone writes
+        // these rows x this panel's columns (the caller's contract).
+        let crow = unsafe { core::slice::from_raw_parts_mut(c.0.add(off), t.cols) };
+        let trow = &tile[i * nr..i * nr + t.cols];
+        if t.first {
+            crow.copy_from_slice(trow);
+        } else {
+            for (cv, &tv) in crow.iter_mut().zip(trow) {
+                *cv += tv;
+            }
+        }
+        if t.last {
+            apply_epilogue(crow, off, t.jp * nr, epi);
+        }
+    }
+}
+
+/// [`block`] for bf16 weights on AVX-512 BF16. The A rows of one MC x KC block are converted
+/// to bf16 once (their segments joined into one contiguous run, an odd run padded with a zero
+/// that meets B's zero row) and reused across all panels; the rest follows `block`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn block_bf16(a: &impl ASource, b: PackedBRef<'_>, d: &[u16], c: OutPtr, c_map: RowMap, epi: Epilogue<'_>, rows: Range<usize>, panels: Range<usize>) {
+    use super::avx512::{run_bf16, to_bf16, Avx512};
+    const MR: usize = Avx512::MR;
+    const NR: usize = Avx512::NR;
+    const _: () = assert!(KC.is_multiple_of(2) && MC.is_multiple_of(MR), "k blocks must start on a pair");
+    let (m, n, k) = (a.rows(), b.n, b.k);
+    let k2 = k.div_ceil(2);
+    let data = a.data();
+    let mut tile = [0.0f32; MAX_TILE];
+    let mut segments = [Segment::default(); KC];
+    let mut a16 = [0u16; MC * KC];
+    let mut pc = 0;
+    loop {
+        let kc = KC.min(k - pc);
+        let (first, last) = (pc == 0, pc + kc >= k);
+        let kp = kc.div_ceil(2);
+        let lda = 2 * kp;
+        let nseg = a.segments(pc, kc, &mut segments);
+        let mut ic = rows.start;
+        while ic < rows.end {
+            let mc = MC.min(rows.end - ic);
+            let blocks = mc.div_ceil(MR);
+            // Rows past the range repeat a valid row; their results are not stored.
+            for i in 0..blocks * MR {
+                let row = &data[a.row_offset((ic + i).min(m - 1))..];
+                let dst = &mut a16[i * lda..(i + 1) * lda];
+                let mut q = 0;
+                for s in &segments[..nseg] {
+                    // SAFETY: `gemm_raw` checked the CPU has AVX-512 BF16.
+                    unsafe { to_bf16(&row[s.a_off..s.a_off + s.len], &mut dst[q..q + s.len]) };
+                    q += s.len;
+                }
+                if q < lda {
+                    dst[q] = 0;
+                }
+            }
+            for jp in panels.clone() {
+                let cols = NR.min(n - jp * NR);
+                let b0 = (jp * k2 + pc / 2) * NR * 2;
+                let bs = &d[b0..b0 + kp * NR * 2];
+                for blk in 0..blocks {
+                    let ab = &a16[blk * MR * lda..(blk + 1) * MR * lda];
+                    // SAFETY: `ab` holds MR rows of lda = 2 kp halves, `bs` kp * 2 NR halves,
+                    // `tile` MAX_TILE = MR * NR floats; the CPU has AVX-512 BF16 (checked).
+                    unsafe { run_bf16(kp, ab.as_ptr(), lda, bs.as_ptr(), tile.as_mut_ptr()) };
+                    let row0 = ic + blk * MR;
+                    let tile_rows = TileRows { rows: row0..rows.end.min(row0 + MR), jp, cols, first, last };
+                    store_tile(&tile[..MR * NR], NR, tile_rows, c, c_map, &epi);
                 }
             }
             ic += mc;

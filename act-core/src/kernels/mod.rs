@@ -78,6 +78,18 @@ impl Isa {
         }
     }
 
+    /// Whether the bf16 compute path ([`WeightStorage::Bf16`]) can run: AVX-512 with the BF16
+    /// extension (`vdpbf16ps`).
+    pub fn supports_bf16(self) -> bool {
+        match self {
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            Isa::Avx512 => self.is_supported() && std::arch::is_x86_feature_detected!("avx512bf16"),
+            #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+            Isa::Avx512 => cfg!(target_feature = "avx512bf16"),
+            _ => false,
+        }
+    }
+
     /// Columns per packed panel of the B operand for this ISA's microkernel.
     pub fn nr(self) -> usize {
         match self {

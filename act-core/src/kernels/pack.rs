@@ -5,12 +5,15 @@ use super::kernel::Segment;
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// How packed weights are stored: f32, or IEEE f16 (half the memory) widened inside the kernel.
+/// How packed weights are stored: f32, IEEE f16 (half the memory) widened inside the kernel, or
+/// bf16 for the bf16 compute path (AVX-512 BF16 only), where the GEMM's activations are rounded
+/// to bf16 as well and products accumulate in f32 (`vdpbf16ps`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WeightStorage {
     #[default]
     F32,
     F16,
+    Bf16,
 }
 
 /// How a policy packs its weights at load: for which kernel, stored how.
@@ -32,6 +35,8 @@ pub enum PackedData {
     F32(Vec<f32>),
     /// f16 bit patterns.
     F16(Vec<u16>),
+    /// bf16 bit patterns in k pairs, see [`bf16_index`].
+    Bf16(Vec<u16>),
 }
 
 /// B operand packed in panels of `nr` columns: element (p, j) of the k x n matrix lives at
@@ -49,13 +54,14 @@ pub struct PackedB {
 pub enum BData<'a> {
     F32(&'a [f32]),
     F16(&'a [u16]),
+    Bf16(&'a [u16]),
 }
 
 impl BData<'_> {
     pub fn len(&self) -> usize {
         match self {
             BData::F32(d) => d.len(),
-            BData::F16(d) => d.len(),
+            BData::F16(d) | BData::Bf16(d) => d.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -75,6 +81,20 @@ pub struct PackedBRef<'a> {
 /// Floats needed to pack a k x n B operand in panels of nr columns.
 pub fn packed_b_len(k: usize, n: usize, nr: usize) -> usize {
     n.div_ceil(nr) * nr * k
+}
+
+/// Values of a k x n B operand packed for the bf16 kernel: k rounded up to even (the odd last
+/// row pairs with a zero).
+pub fn packed_b_len_bf16(k: usize, n: usize, nr: usize) -> usize {
+    n.div_ceil(nr) * nr * k.div_ceil(2) * 2
+}
+
+/// Where element (p, j) of a k x n matrix lives in bf16 pair packing: panel `j / nr` holds
+/// `k.div_ceil(2)` pair rows of `nr` columns, each column a (p even, p odd) pair, which is the
+/// operand layout of `vdpbf16ps` (lane c accumulates `a[2c] * b[2c] + a[2c+1] * b[2c+1]`).
+#[inline]
+pub fn bf16_index(p: usize, j: usize, k: usize, nr: usize) -> usize {
+    (((j / nr) * k.div_ceil(2) + p / 2) * nr + j % nr) * 2 + p % 2
 }
 
 /// Pack the k x n matrix whose (p, j) element is `f(p, j)` into `dst`; returns the view.
@@ -102,8 +122,18 @@ impl PackedB {
         PackedB { k, n, nr, data: PackedData::F32(data) }
     }
 
-    /// Pack, then store as `storage` (f16 rounds each value to nearest).
+    /// Pack, then store as `storage` (f16 and bf16 round each value to nearest even).
     pub fn from_fn_stored(k: usize, n: usize, nr: usize, storage: WeightStorage, f: impl Fn(usize, usize) -> f32) -> PackedB {
+        if storage == WeightStorage::Bf16 {
+            // Padding (columns past n, the odd last row) stays zero.
+            let mut data = vec![0u16; packed_b_len_bf16(k, n, nr)];
+            for p in 0..k {
+                for j in 0..n {
+                    data[bf16_index(p, j, k, nr)] = half::bf16::from_f32(f(p, j)).to_bits();
+                }
+            }
+            return PackedB { k, n, nr, data: PackedData::Bf16(data) };
+        }
         let packed = PackedB::from_fn(k, n, nr, f);
         match (storage, packed.data) {
             (WeightStorage::F16, PackedData::F32(d)) => {
@@ -124,7 +154,7 @@ impl PackedB {
     pub fn bytes(&self) -> usize {
         match &self.data {
             PackedData::F32(d) => d.len() * 4,
-            PackedData::F16(d) => d.len() * 2,
+            PackedData::F16(d) | PackedData::Bf16(d) => d.len() * 2,
         }
     }
 
@@ -132,6 +162,7 @@ impl PackedB {
         let data = match &self.data {
             PackedData::F32(d) => BData::F32(d),
             PackedData::F16(d) => BData::F16(d),
+            PackedData::Bf16(d) => BData::Bf16(d),
         };
         PackedBRef { k: self.k, n: self.n, nr: self.nr, data }
     }

@@ -69,47 +69,71 @@ fn main() -> anyhow::Result<()> {
     }
 
     if std::env::args().all(|a| a != "--no-kernels") {
-        println!("\n| kernel (1 thread) | GFLOP/s | % of FMA peak |\n|---|---|---|");
         let isa = Isa::detect();
+        // The bf16 column: the same shapes with bf16 weights and activations (vdpbf16ps), as a
+        // multiple of the f32 FMA peak (each bf16 instruction does two multiply-adds per lane).
+        let bf16 = isa.supports_bf16();
+        println!("\n| kernel (1 thread) | f32 GFLOP/s | % of FMA peak | bf16 compute GFLOP/s | bf16 / f32 |\n|---|---|---|---|---|");
+        let storages: Vec<WeightStorage> = if bf16 { vec![WeightStorage::F32, WeightStorage::Bf16] } else { vec![WeightStorage::F32] };
+        let row = |name: &str, g: &[f64]| {
+            let (f, b) = (g[0], g.get(1).copied());
+            let bcol = b.map_or("n/a (no AVX-512 BF16)".to_string(), |b| format!("{b:.0}"));
+            let ratio = b.map_or("".to_string(), |b| format!("{:.2}", b / f));
+            println!("| {name} | {f:.0} | {:.0} % | {bcol} | {ratio} |", 100.0 * f / peak);
+        };
         let gemms = [("encoder FFN1 302x512x3200", 302, 512, 3200), ("encoder FFN2 302x3200x512", 302, 3200, 512), ("q/k/v/out proj 302x512x512", 302, 512, 512)];
         for (name, m, k, n) in gemms {
             let a = vec![0.5f32; m * k];
-            let b = PackedB::from_fn(k, n, isa.nr(), |p, j| ((p + j) % 7) as f32 * 0.1);
             let mut c = vec![0.0f32; m * n];
-            let ts: Vec<f64> = (0..15)
-                .map(|_| {
-                    let s = Instant::now();
-                    gemm(isa, &MatrixA { data: &a, ld: k, m, k }, b.as_ref(), &mut c, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
-                    s.elapsed().as_secs_f64()
+            let g: Vec<f64> = storages
+                .iter()
+                .map(|&st| {
+                    let b = PackedB::from_fn_stored(k, n, isa.nr(), st, |p, j| ((p + j) % 7) as f32 * 0.1);
+                    let ts: Vec<f64> = (0..15)
+                        .map(|_| {
+                            let s = Instant::now();
+                            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, b.as_ref(), &mut c, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
+                            s.elapsed().as_secs_f64()
+                        })
+                        .collect();
+                    2.0 * (m * k * n) as f64 / median(ts) / 1e9
                 })
                 .collect();
-            let g = 2.0 * (m * k * n) as f64 / median(ts) / 1e9;
-            println!("| gemm {name} | {g:.0} | {:.0} % |", 100.0 * g / peak);
+            row(&format!("gemm {name}"), &g);
         }
         let convs = [("conv1 7x7/2 480x640x3->64", 480, 640, 3, 64, 7, 2, 3), ("layer1 3x3 120x160x64->64", 120, 160, 64, 64, 3, 1, 1), ("layer3 3x3 30x40x256->256", 30, 40, 256, 256, 3, 1, 1), ("layer4 3x3 15x20x512->512", 15, 20, 512, 512, 3, 1, 1)];
         for (name, h, w, cin, cout, k, s, pad) in convs {
             let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride: s, pad, in_pad: pad };
             let x = vec![0.3f32; g.input_len()];
-            let b = PackedB::from_fn(g.k(), cout, isa.nr(), |p, j| ((p + j) % 5) as f32 * 0.1);
             let mut out = vec![0.0f32; g.out_h() * g.out_w() * cout];
-            let ts: Vec<f64> = (0..9)
-                .map(|_| {
-                    let st = Instant::now();
-                    gemm(isa, &ConvA { input: &x, geom: g }, b.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial);
-                    st.elapsed().as_secs_f64()
+            let gf: Vec<f64> = storages
+                .iter()
+                .map(|&st| {
+                    let b = PackedB::from_fn_stored(g.k(), cout, isa.nr(), st, |p, j| ((p + j) % 5) as f32 * 0.1);
+                    let ts: Vec<f64> = (0..9)
+                        .map(|_| {
+                            let t0 = Instant::now();
+                            gemm(isa, &ConvA { input: &x, geom: g }, b.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial);
+                            t0.elapsed().as_secs_f64()
+                        })
+                        .collect();
+                    2.0 * (g.out_h() * g.out_w() * cout * g.k()) as f64 / median(ts) / 1e9
                 })
                 .collect();
-            let gf = 2.0 * (g.out_h() * g.out_w() * cout * g.k()) as f64 / median(ts) / 1e9;
-            println!("| {name} | {gf:.0} | {:.0} % |", 100.0 * gf / peak);
+            row(name, &gf);
         }
     }
 
     let storage_size = arg("--storage-size").unwrap_or_else(|| "default".into());
     if storage_size != "none" {
-        println!("\n| weights ({storage_size}, 1 thread) | packed weight memory | act-core median |\n|---|---|---|");
+        println!("\n| weights ({storage_size}, 1 thread; Bf16 = the bf16 compute path) | packed weight memory | act-core median |\n|---|---|---|");
         let reps: usize = arg("--reps").map(|r| r.parse().unwrap()).unwrap_or_else(|| default_reps(&storage_size));
         let mut pairs = Vec::new();
-        for storage in [WeightStorage::F32, WeightStorage::F16] {
+        let mut storages = vec![WeightStorage::F32, WeightStorage::F16];
+        if Isa::detect().supports_bf16() {
+            storages.push(WeightStorage::Bf16);
+        }
+        for storage in storages {
             pairs.push((storage, Pair::new(&storage_size, &Options { weights: storage, ..Default::default() })?));
         }
         let mut times = vec![Vec::new(); pairs.len()];
