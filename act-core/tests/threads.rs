@@ -31,3 +31,30 @@ fn multi_threaded_predict_matches_single_threaded() {
         }
     }
 }
+
+/// Dynamic distribution hands every item to exactly one part, for item counts below, at and
+/// above the number of parts, and also when one part is slow (it should then take fewer items).
+#[test]
+fn run_dynamic_runs_every_item_exactly_once() {
+    use act_core::kernels::exec::{run_dynamic, ThreadPool};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pool = ThreadPool::new(3);
+    for n in [0usize, 1, 2, 3, 7, 100, 1000] {
+        let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+        let by_part: Vec<AtomicUsize> = (0..3).map(|_| AtomicUsize::new(0)).collect();
+        run_dynamic(&pool, n, &|part, i| {
+            hits[i].fetch_add(1, Ordering::Relaxed);
+            by_part[part].fetch_add(1, Ordering::Relaxed);
+            if part == 2 && n == 100 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        for (i, h) in hits.iter().enumerate() {
+            assert_eq!(h.load(Ordering::Relaxed), 1, "n={n}: item {i}");
+        }
+        if n == 100 {
+            let slow = by_part[2].load(Ordering::Relaxed);
+            assert!(slow < 100 / 3, "the slowed part took {slow} of 100 items");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Scaled dot-product multi-head attention on token-major buffers through the packed GEMM:
 //! scores = Q_h K_h^T, row softmax, out_h = P V_h. Heads are spread over the executor's parts.
-use super::exec::{Executor, Serial};
+use super::exec::{run_dynamic, Executor, Serial};
 use super::gemm::{gemm, gemm_raw, Epilogue};
 use super::norm::softmax_rows_isa;
 use super::pack::{pack_b_into, packed_b_len, MatrixA, RowMap};
@@ -68,19 +68,20 @@ pub fn multi_head_attention(
     let (tq, tk) = (q.len, k.len);
     assert!(tq <= scratch.max_q && tk <= scratch.max_k && v.len == tk, "attention: sizes exceed scratch");
     assert!(tq == 0 || out.len() >= (tq - 1) * ld_out + heads * head_dim, "attention: output too small");
-    let parts = exec.parts().min(scratch.parts.len()).min(heads.max(1));
+    // Parallel only when every part of `exec` has its own scratch slot.
+    let parallel = exec.parts() > 1 && heads > 1 && scratch.parts.len() >= exec.parts();
+    let slots = scratch.parts.len();
     let nr = isa.nr();
     let scale = 1.0 / libm::sqrtf(head_dim as f32);
     let (out_ptr, out_len) = (Out(out.as_mut_ptr()), out.len());
     // Each part takes its own scratch slot, by index.
     let part_scratch = ScratchPtr(scratch.parts.as_mut_ptr());
-    let job = |t: usize| {
-        if t >= parts {
-            return;
-        }
-        // SAFETY: part t alone uses slot t (t < parts <= scratch.parts.len()).
+    // Heads are claimed dynamically (`run_dynamic`); a part uses its own scratch slot.
+    let job = |t: usize, h: usize| {
+        assert!(t < slots, "attention: part {t} has no scratch slot");
+        // SAFETY: part t alone uses slot t (in bounds, asserted).
         let ps = unsafe { part_scratch.slot(t) };
-        for h in (t..heads).step_by(parts) {
+        {
             let off = h * head_dim;
             let scores = &mut ps.scores[..tq * tk];
             {
@@ -92,16 +93,16 @@ pub fn multi_head_attention(
             let vp = pack_b_into(&mut ps.packed, tk, head_dim, nr, |p, j| v.data[p * v.ld + off + j]);
             let pa = MatrixA { data: scores, ld: tk, m: tq, k: tk };
             // SAFETY: the output holds tq rows of ld_out (asserted above); head h writes only
-            // columns off..off + head_dim, and each head belongs to exactly one part.
+            // columns off..off + head_dim, and `run_dynamic` hands each head to exactly one part.
             unsafe {
                 gemm_raw(isa, &pa, vp, out_ptr.at(off), out_len - off, RowMap::Strided { ld: ld_out }, Epilogue::default(), &Serial);
             }
         }
     };
-    if parts <= 1 {
-        job(0);
+    if !parallel {
+        (0..heads).for_each(|h| job(0, h));
     } else {
-        exec.run(&job);
+        run_dynamic(exec, heads, &job);
     }
 }
 

@@ -8,6 +8,28 @@ pub trait Executor: Sync {
     fn run(&self, job: &(dyn Fn(usize) + Sync));
 }
 
+/// Runs `job(part, i)` for every `i` in `0..n` on `exec`'s parts, each part claiming the next
+/// unclaimed `i` until none is left: a part whose core is busy with something else takes fewer
+/// items instead of holding up the step (a static split waits for its slowest part). `part`
+/// identifies the running part, for per-part scratch. Allocation-free.
+pub fn run_dynamic(exec: &dyn Executor, n: usize, job: &(dyn Fn(usize, usize) + Sync)) {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    if exec.parts() == 1 || n <= 1 {
+        (0..n).for_each(|i| job(0, i));
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    exec.run(&|part| loop {
+        // Relaxed is enough: the counter only hands out indices; `run`'s completion wait orders
+        // the results.
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= n {
+            break;
+        }
+        job(part, i);
+    });
+}
+
 /// Everything on the calling thread.
 pub struct Serial;
 
@@ -26,8 +48,16 @@ pub use pool::ThreadPool;
 #[cfg(feature = "std")]
 mod pool {
     use super::Executor;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::{Arc, Condvar, Mutex};
     use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    /// How long a worker (and the caller waiting for workers) spins before sleeping on a condvar.
+    /// A step runs dozens of parallel regions back to back; spinning across the short serial gaps
+    /// between them avoids a futex wake-up (and the scheduler's latency) per region, which is what
+    /// made 2-thread steps unsteady. Between steps (a control period) the workers sleep.
+    const SPIN: Duration = Duration::from_micros(300);
 
     /// A job pointer with its lifetime erased. Sound because `ThreadPool::run` does not return
     /// (so the job it points to stays alive) until every worker has finished calling it.
@@ -38,15 +68,34 @@ mod pool {
 
     struct State {
         job: Option<JobPtr>,
-        generation: u64,
-        pending: usize,
         shutdown: bool,
     }
 
     struct Shared {
         state: Mutex<State>,
+        /// Bumped (under the lock, after `job` is set) once per `run`.
+        generation: AtomicU64,
+        /// Workers still running the current job.
+        pending: AtomicUsize,
         start: Condvar,
         done: Condvar,
+    }
+
+    /// Spins until `ready()` or `SPIN` has passed; returns whether it became ready.
+    fn spin_until(ready: impl Fn() -> bool) -> bool {
+        let t0 = Instant::now();
+        let mut i = 0u32;
+        loop {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+            i = i.wrapping_add(1);
+            // Reading the clock costs more than a pause; check it every 64 rounds.
+            if i.is_multiple_of(64) && t0.elapsed() >= SPIN {
+                return false;
+            }
+        }
     }
 
     /// `threads` parts: the caller runs part 0, `threads - 1` persistent workers run the rest.
@@ -58,7 +107,9 @@ mod pool {
     impl ThreadPool {
         pub fn new(threads: usize) -> ThreadPool {
             let shared = Arc::new(Shared {
-                state: Mutex::new(State { job: None, generation: 0, pending: 0, shutdown: false }),
+                state: Mutex::new(State { job: None, shutdown: false }),
+                generation: AtomicU64::new(0),
+                pending: AtomicUsize::new(0),
                 start: Condvar::new(),
                 done: Condvar::new(),
             });
@@ -82,27 +133,28 @@ mod pool {
     fn worker(shared: &Shared, part: usize) {
         let mut seen = 0u64;
         loop {
+            spin_until(|| shared.generation.load(Ordering::Acquire) != seen);
             let job = {
                 let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                while s.generation == seen && !s.shutdown {
+                while shared.generation.load(Ordering::Acquire) == seen && !s.shutdown {
                     s = shared.start.wait(s).unwrap_or_else(|e| e.into_inner());
                 }
                 if s.shutdown {
                     return;
                 }
-                seen = s.generation;
+                seen = shared.generation.load(Ordering::Acquire);
                 s.job.expect("a new generation carries a job")
             };
             // SAFETY: `run` keeps the job alive until `pending` reaches zero below.
             let f = unsafe { &*job.0 };
             // A panicking job must still be counted, or `run` would wait forever.
             let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(part))).is_ok();
-            let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.pending -= 1;
             if !ok {
-                s.shutdown = true;
+                shared.state.lock().unwrap_or_else(|e| e.into_inner()).shutdown = true;
             }
-            if s.pending == 0 {
+            if shared.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                // Taking the lock orders this notify after a caller's check-then-wait.
+                let _s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                 shared.done.notify_all();
             }
         }
@@ -125,18 +177,21 @@ mod pool {
                 let mut s = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
                 assert!(!s.shutdown, "act-core thread pool: a worker panicked earlier");
                 s.job = Some(ptr);
-                s.pending = self.workers.len();
-                s.generation += 1;
+                self.shared.pending.store(self.workers.len(), Ordering::Release);
+                self.shared.generation.fetch_add(1, Ordering::AcqRel);
                 self.shared.start.notify_all();
             }
             struct WaitAll<'a>(&'a Shared);
             impl Drop for WaitAll<'_> {
                 fn drop(&mut self) {
-                    let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-                    while s.pending > 0 {
-                        s = self.0.done.wait(s).unwrap_or_else(|e| e.into_inner());
+                    let sh = self.0;
+                    if !spin_until(|| sh.pending.load(Ordering::Acquire) == 0) {
+                        let mut s = sh.state.lock().unwrap_or_else(|e| e.into_inner());
+                        while sh.pending.load(Ordering::Acquire) > 0 {
+                            s = sh.done.wait(s).unwrap_or_else(|e| e.into_inner());
+                        }
                     }
-                    s.job = None;
+                    sh.state.lock().unwrap_or_else(|e| e.into_inner()).job = None;
                 }
             }
             let _wait = WaitAll(&self.shared);

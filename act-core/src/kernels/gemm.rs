@@ -2,7 +2,7 @@
 //! prepacked in panels; A is read in place through row pointers and segments. Work is split over
 //! the executor's parts by column panels (or by row blocks when there are few panels).
 //! Allocation-free.
-use super::exec::Executor;
+use super::exec::{run_dynamic, Executor};
 use super::kernel::{Kernel, Segment};
 use super::pack::{packed_b_len_bf16, ASource, BData, PackedBRef, RowMap};
 use super::Isa;
@@ -94,6 +94,10 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+/// Work items per part of a parallel GEMM: enough that a part on a busy core can hand its share
+/// to the others (see `run_dynamic`), few enough that each item still covers whole KC x NR panels.
+const ITEMS_PER_PART: usize = 4;
+
 fn split<K: Kernel>(a: &impl ASource, b: PackedBRef<'_>, c: OutPtr, c_map: RowMap, epi: Epilogue<'_>, exec: &dyn Executor) {
     let (m, n, k) = (a.rows(), b.n, b.k);
     let panels = n.div_ceil(K::NR);
@@ -101,17 +105,20 @@ fn split<K: Kernel>(a: &impl ASource, b: PackedBRef<'_>, c: OutPtr, c_map: RowMa
     if parts == 1 || m * n * k < PARALLEL_MIN_MACS {
         return block::<K>(a, b, c, c_map, epi, 0..m, 0..panels);
     }
-    // Split the panels when each part gets at least two, else the rows (in MR multiples).
+    // Split the panels when each part gets at least two, else the rows (in MR multiples); items
+    // are claimed dynamically.
     if panels >= 2 * parts {
-        let job = |t: usize| block::<K>(a, b, c, c_map, epi, 0..m, t * panels / parts..(t + 1) * panels / parts);
-        exec.run(&job);
+        let items = panels.min(parts * ITEMS_PER_PART);
+        let job = |_: usize, t: usize| block::<K>(a, b, c, c_map, epi, 0..m, t * panels / items..(t + 1) * panels / items);
+        run_dynamic(exec, items, &job);
     } else {
         let blocks = m.div_ceil(K::MR);
-        let job = |t: usize| {
-            let rows = (t * blocks / parts * K::MR).min(m)..((t + 1) * blocks / parts * K::MR).min(m);
+        let items = blocks.min(parts * ITEMS_PER_PART);
+        let job = |_: usize, t: usize| {
+            let rows = (t * blocks / items * K::MR).min(m)..((t + 1) * blocks / items * K::MR).min(m);
             block::<K>(a, b, c, c_map, epi, rows, 0..panels)
         };
-        exec.run(&job);
+        run_dynamic(exec, items, &job);
     }
 }
 
