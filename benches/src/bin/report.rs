@@ -4,7 +4,7 @@
 //!
 //! cargo run --release -p act-benches --bin report -- [--sizes tiny,small,default,aloha4]
 //!     [--threads 1,2] [--reps N] [--storage-size default|none] [--steady-size small]
-//!     [--steady-steps 1000] [--no-kernels]
+//!     [--steady-steps 1000] [--steady-libtorch] [--no-kernels]
 use act_benches::{peak::fma_peak_gflops, Pair};
 use act_core::kernels::exec::Serial;
 use act_core::kernels::gemm::{gemm, Epilogue};
@@ -153,8 +153,15 @@ fn main() -> anyhow::Result<()> {
     let steady_size = arg("--steady-size").unwrap_or_else(|| "small".into());
     let steps: usize = arg("--steady-steps").map(|s| s.parse().unwrap()).unwrap_or(1000);
     if steps > 0 {
+        // libtorch runs the same number of consecutive forward passes right after, as a measure of
+        // how steady this machine itself is at that thread count.
         println!("\n| steadiness: {steps} consecutive steps ({steady_size}, ensembling: a forward pass every step) | threads | median | p99 | max | p99 / median |\n|---|---|---|---|---|---|");
+        let stats = |times: &[f64]| {
+            let (m, p99, max) = (median(times.to_vec()), percentile(times.to_vec(), 0.99), times.iter().cloned().fold(0.0, f64::max));
+            format!("{m:.2} ms | {p99:.2} ms | {max:.2} ms | {:.3}", p99 / m)
+        };
         for &t in &threads {
+            tch::set_num_threads(t as i32);
             let mut pair = Pair::new(&steady_size, &Options { threads: t, ensembling: Ensembling::Coefficient(0.01), ..Default::default() })?;
             let views: Vec<Vec<u8>> = pair.images.clone();
             let views: Vec<&[u8]> = views.iter().map(|v| v.as_slice()).collect();
@@ -167,8 +174,17 @@ fn main() -> anyhow::Result<()> {
                     s.elapsed().as_secs_f64() * 1e3
                 })
                 .collect();
-            let (m, p99, max) = (median(times.clone()), percentile(times.clone(), 0.99), times.iter().cloned().fold(0.0, f64::max));
-            println!("| | {t} | {m:.2} ms | {p99:.2} ms | {max:.2} ms | {:.3} |", p99 / m);
+            println!("| act-core | {t} | {} |", stats(&times));
+            if std::env::args().any(|a| a == "--steady-libtorch") {
+                let times: Vec<f64> = (0..steps)
+                    .map(|_| {
+                        let s = Instant::now();
+                        let _ = pair.libtorch_predict();
+                        s.elapsed().as_secs_f64() * 1e3
+                    })
+                    .collect();
+                println!("| libtorch (same machine, for comparison) | {t} | {} |", stats(&times));
+            }
         }
     }
     Ok(())
