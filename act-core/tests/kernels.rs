@@ -221,6 +221,19 @@ fn exp_approx_is_within_two_ulp_of_the_correctly_rounded_exp() {
     assert!(act_core::kernels::norm::exp_approx(-1000.0) >= 0.0 && act_core::kernels::norm::exp_approx(-1000.0) < 1e-37);
 }
 
+/// The ISA of the bf16 path, or `None` (said on stderr) where this CPU cannot run it. Stated,
+/// not hidden: the load-time error is tested in errors.rs, and on the project's CI machine the
+/// path runs.
+fn bf16_isa() -> Option<act_core::Isa> {
+    let isa = act_core::Isa::Avx512;
+    if isa.supports_bf16() {
+        Some(isa)
+    } else {
+        eprintln!("SKIPPED: no AVX-512 BF16 on this CPU");
+        None
+    }
+}
+
 fn bf16_round(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect()
 }
@@ -231,13 +244,7 @@ fn bf16_round(v: &[f32]) -> Vec<f32> {
 #[test]
 fn bf16_gemm_matches_naive_over_rounded_values() {
     use act_core::kernels::pack::WeightStorage;
-    let isa = act_core::Isa::Avx512;
-    if !isa.supports_bf16() {
-        // Stated, not hidden: this CPU cannot run the path (the load-time error is tested in
-        // errors.rs); on the project's CI machine this branch is not taken.
-        eprintln!("SKIPPED: no AVX-512 BF16 on this CPU");
-        return;
-    }
+    let Some(isa) = bf16_isa() else { return };
     let mut rng = Rng(23);
     // Odd k (the last pair padded), k > KC (256) and odd at the block boundary, m > MC (96),
     // n not a multiple of NR (32), k = 0.
@@ -275,11 +282,7 @@ fn bf16_gemm_matches_naive_over_rounded_values() {
 #[test]
 fn bf16_convolution_matches_direct_convolution_over_rounded_values() {
     use act_core::kernels::pack::WeightStorage;
-    let isa = act_core::Isa::Avx512;
-    if !isa.supports_bf16() {
-        eprintln!("SKIPPED: no AVX-512 BF16 on this CPU");
-        return;
-    }
+    let Some(isa) = bf16_isa() else { return };
     let mut rng = Rng(29);
     for &(h, w, cin, cout, k, stride, pad, in_pad) in &[(17, 23, 3, 8, 7, 2, 3, 3), (9, 8, 40, 20, 3, 1, 1, 1), (10, 11, 24, 70, 3, 2, 1, 1), (6, 6, 40, 33, 1, 2, 0, 1)] {
         let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride, pad, in_pad };

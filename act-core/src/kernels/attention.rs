@@ -68,41 +68,38 @@ pub fn multi_head_attention(
     let (tq, tk) = (q.len, k.len);
     assert!(tq <= scratch.max_q && tk <= scratch.max_k && v.len == tk, "attention: sizes exceed scratch");
     assert!(tq == 0 || out.len() >= (tq - 1) * ld_out + heads * head_dim, "attention: output too small");
-    // Parallel only when every part of `exec` has its own scratch slot.
-    let parallel = exec.parts() > 1 && heads > 1 && scratch.parts.len() >= exec.parts();
     let slots = scratch.parts.len();
     let nr = isa.nr();
     let scale = 1.0 / libm::sqrtf(head_dim as f32);
     let (out_ptr, out_len) = (Out(out.as_mut_ptr()), out.len());
-    // Each part takes its own scratch slot, by index.
     let part_scratch = ScratchPtr(scratch.parts.as_mut_ptr());
-    // Heads are claimed dynamically (`run_dynamic`); a part uses its own scratch slot.
+    // One head per call; part t works in scratch slot t.
     let job = |t: usize, h: usize| {
         assert!(t < slots, "attention: part {t} has no scratch slot");
         // SAFETY: part t alone uses slot t (in bounds, asserted).
         let ps = unsafe { part_scratch.slot(t) };
+        let off = h * head_dim;
+        let scores = &mut ps.scores[..tq * tk];
         {
-            let off = h * head_dim;
-            let scores = &mut ps.scores[..tq * tk];
-            {
-                let kt = pack_b_into(&mut ps.packed, head_dim, tk, nr, |p, j| k.data[j * k.ld + off + p]);
-                let qa = MatrixA { data: &q.data[off..], ld: q.ld, m: tq, k: head_dim };
-                gemm(isa, &qa, kt, scores, RowMap::Strided { ld: tk }, Epilogue::default(), &Serial);
-            }
-            softmax_rows_isa(isa, scores, tk, scale);
-            let vp = pack_b_into(&mut ps.packed, tk, head_dim, nr, |p, j| v.data[p * v.ld + off + j]);
-            let pa = MatrixA { data: scores, ld: tk, m: tq, k: tk };
-            // SAFETY: the output holds tq rows of ld_out (asserted above); head h writes only
-            // columns off..off + head_dim, and `run_dynamic` hands each head to exactly one part.
-            unsafe {
-                gemm_raw(isa, &pa, vp, out_ptr.at(off), out_len - off, RowMap::Strided { ld: ld_out }, Epilogue::default(), &Serial);
-            }
+            let kt = pack_b_into(&mut ps.packed, head_dim, tk, nr, |p, j| k.data[j * k.ld + off + p]);
+            let qa = MatrixA { data: &q.data[off..], ld: q.ld, m: tq, k: head_dim };
+            gemm(isa, &qa, kt, scores, RowMap::Strided { ld: tk }, Epilogue::default(), &Serial);
+        }
+        softmax_rows_isa(isa, scores, tk, scale);
+        let vp = pack_b_into(&mut ps.packed, tk, head_dim, nr, |p, j| v.data[p * v.ld + off + j]);
+        let pa = MatrixA { data: scores, ld: tk, m: tq, k: tk };
+        // SAFETY: the output holds tq rows of ld_out (asserted above); head h writes only
+        // columns off..off + head_dim, and each head is handed to exactly one part.
+        unsafe {
+            gemm_raw(isa, &pa, vp, out_ptr.at(off), out_len - off, RowMap::Strided { ld: ld_out }, Epilogue::default(), &Serial);
         }
     };
-    if !parallel {
-        (0..heads).for_each(|h| job(0, h));
-    } else {
+    // Heads are claimed dynamically when every part of `exec` has its own scratch slot
+    // (`run_dynamic` itself stays on the caller for one part or one head).
+    if slots >= exec.parts() {
         run_dynamic(exec, heads, &job);
+    } else {
+        (0..heads).for_each(|h| job(0, h));
     }
 }
 
