@@ -76,3 +76,4 @@ impl Pair {
     }
 }
 pub mod peak;
+pub mod sched;

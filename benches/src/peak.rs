@@ -69,3 +69,21 @@ pub fn fma_peak_gflops() -> f64 {
     }
     best
 }
+
+/// `iters` rounds of the peak loop's independent FMA chains on the calling thread (the widest
+/// instruction set available): work that touches no memory, for measuring the machine rather
+/// than the code.
+pub fn fma_work(iters: u64) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was detected.
+            return unsafe { fma_avx512(iters) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: AVX2 and FMA were detected.
+            return unsafe { fma_avx2(iters) };
+        }
+    }
+    (0..iters).fold(1.0f32, |c, _| c.mul_add(0.999_999, 1e-7))
+}

@@ -36,6 +36,41 @@ fn default_reps(size: &str) -> usize {
     }
 }
 
+/// Steps of pure in-register FMA work, shaped like a control step (`REGIONS` parallel regions
+/// run back to back on act-core's thread pool, items claimed dynamically) and sized to last
+/// `median_ms` at `threads` threads: code that never waits for memory and is perfectly balanced,
+/// so its p99 / median is what this machine's scheduler and neighbours allow at that thread count.
+fn floor_steps(threads: usize, median_ms: f64, steps: usize) -> Vec<(f64, Option<f64>)> {
+    use act_benches::peak::fma_work;
+    use act_core::kernels::exec::{run_dynamic, ThreadPool};
+    const REGIONS: usize = 80;
+    let probe = 2_000_000u64;
+    let ns_per_iter = (0..5)
+        .map(|_| {
+            let s = Instant::now();
+            std::hint::black_box(fma_work(probe));
+            s.elapsed().as_secs_f64() * 1e9 / probe as f64
+        })
+        .fold(f64::INFINITY, f64::min);
+    let items = 4 * threads;
+    let iters = (median_ms * 1e6 * threads as f64 / (REGIONS * items) as f64 / ns_per_iter) as u64;
+    let pool = ThreadPool::new(threads);
+    (0..steps)
+        .map(|_| {
+            let w0 = act_benches::sched::runqueue_wait_ms();
+            let s = Instant::now();
+            for _ in 0..REGIONS {
+                run_dynamic(&pool, items, &|_, _| {
+                    std::hint::black_box(fma_work(iters));
+                });
+            }
+            let ms = s.elapsed().as_secs_f64() * 1e3;
+            let w1 = act_benches::sched::runqueue_wait_ms();
+            (ms, w0.zip(w1).map(|(a, b)| b - a))
+        })
+        .collect()
+}
+
 fn main() -> anyhow::Result<()> {
     let sizes = arg("--sizes").unwrap_or_else(|| "tiny,small,default,aloha4".into());
     let threads: Vec<usize> = arg("--threads").unwrap_or_else(|| "1,2".into()).split(',').map(|s| s.trim().parse().unwrap()).collect();
@@ -154,11 +189,44 @@ fn main() -> anyhow::Result<()> {
     let steps: usize = arg("--steady-steps").map(|s| s.parse().unwrap()).unwrap_or(1000);
     if steps > 0 {
         // libtorch runs the same number of consecutive forward passes right after, as a measure of
-        // how steady this machine itself is at that thread count.
+        // how steady this machine itself is at that thread count. Each step also records how long
+        // the process's threads waited for a CPU (Linux scheduler statistics, read outside the
+        // timed interval), so that steps slowed by the operating system can be told apart.
         println!("\n| steadiness: {steps} consecutive steps ({steady_size}, ensembling: a forward pass every step) | threads | median | p99 | max | p99 / median |\n|---|---|---|---|---|---|");
         let stats = |times: &[f64]| {
             let (m, p99, max) = (median(times.to_vec()), percentile(times.to_vec(), 0.99), times.iter().cloned().fold(0.0, f64::max));
             format!("{m:.2} ms | {p99:.2} ms | {max:.2} ms | {:.3}", p99 / m)
+        };
+        // Steps in which no thread of the process waited longer than this for a CPU.
+        const UNPREEMPTED_MS: f64 = 0.5;
+        let mut notes = Vec::new();
+        let mut rows = |name: &str, t: usize, timed: &[(f64, Option<f64>)]| {
+            let times: Vec<f64> = timed.iter().map(|s| s.0).collect();
+            println!("| {name} | {t} | {} |", stats(&times));
+            if timed.iter().all(|s| s.1.is_some()) {
+                let calm: Vec<f64> = timed.iter().filter(|s| s.1.unwrap() <= UNPREEMPTED_MS).map(|s| s.0).collect();
+                let waited: Vec<f64> = timed.iter().filter_map(|s| s.1).filter(|&w| w > UNPREEMPTED_MS).collect();
+                if calm.len() >= 100 {
+                    println!("| {name}, the {} steps in which no thread waited > {UNPREEMPTED_MS} ms for a CPU | {t} | {} |", calm.len(), stats(&calm));
+                }
+                if !waited.is_empty() {
+                    notes.push(format!(
+                        "{name}, {t} thread(s): {} of {} steps had a thread waiting for a CPU (median wait {:.1} ms, max {:.1} ms)",
+                        waited.len(),
+                        timed.len(),
+                        median(waited.clone()),
+                        waited.iter().cloned().fold(0.0, f64::max)
+                    ));
+                }
+            }
+        };
+        let timed = |f: &mut dyn FnMut()| -> (f64, Option<f64>) {
+            let w0 = act_benches::sched::runqueue_wait_ms();
+            let s = Instant::now();
+            f();
+            let ms = s.elapsed().as_secs_f64() * 1e3;
+            let w1 = act_benches::sched::runqueue_wait_ms();
+            (ms, w0.zip(w1).map(|(a, b)| b - a))
         };
         for &t in &threads {
             tch::set_num_threads(t as i32);
@@ -167,24 +235,17 @@ fn main() -> anyhow::Result<()> {
             let views: Vec<&[u8]> = views.iter().map(|v| v.as_slice()).collect();
             let qpos = pair.qpos.clone();
             let mut action = vec![0.0f32; pair.cfg.action_dim() as usize];
-            let times: Vec<f64> = (0..steps)
-                .map(|_| {
-                    let s = Instant::now();
-                    pair.policy.step(&qpos, &views, &mut action).unwrap();
-                    s.elapsed().as_secs_f64() * 1e3
-                })
-                .collect();
-            println!("| act-core | {t} | {} |", stats(&times));
+            let ours: Vec<_> = (0..steps).map(|_| timed(&mut || pair.policy.step(&qpos, &views, &mut action).unwrap())).collect();
+            rows("act-core", t, &ours);
+            let m = median(ours.iter().map(|s| s.0).collect());
+            rows("pure FMA work, same median and thread pool (this machine's floor)", t, &floor_steps(t, m, steps));
             if std::env::args().any(|a| a == "--steady-libtorch") {
-                let times: Vec<f64> = (0..steps)
-                    .map(|_| {
-                        let s = Instant::now();
-                        let _ = pair.libtorch_predict();
-                        s.elapsed().as_secs_f64() * 1e3
-                    })
-                    .collect();
-                println!("| libtorch (same machine, for comparison) | {t} | {} |", stats(&times));
+                let theirs: Vec<_> = (0..steps).map(|_| timed(&mut || drop(pair.libtorch_predict()))).collect();
+                rows("libtorch (same machine)", t, &theirs);
             }
+        }
+        for n in notes {
+            println!("\n{n}");
         }
     }
     Ok(())
