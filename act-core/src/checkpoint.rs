@@ -80,10 +80,8 @@ impl<'a> TensorStore<'a> {
                     continue;
                 }
                 let mut key = stripped(name);
-                if original {
-                    if let Some((from, to)) = ORIGINAL_NAMES.iter().find(|(from, _)| key.starts_with(from)) {
-                        key = format!("{to}{}", &key[from.len()..]);
-                    }
+                if let Some((from, to)) = ORIGINAL_NAMES.iter().find(|(from, _)| original && key.starts_with(from)) {
+                    key = format!("{to}{}", &key[from.len()..]);
                 }
                 model_keys.insert(key, (0, name.to_string()));
             }

@@ -39,6 +39,12 @@ pub struct Tiny {
     pub cameras: Vec<(&'static str, usize, usize)>,
 }
 
+impl Default for Tiny {
+    fn default() -> Tiny {
+        Tiny::new()
+    }
+}
+
 impl Tiny {
     pub fn new() -> Tiny {
         Tiny { dim: 16, heads: 2, ff: 24, enc: 1, dec: 1, chunk: 5, latent: 4, state: 14, action: 14, cameras: vec![("top", 64, 64)] }

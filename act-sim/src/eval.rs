@@ -64,7 +64,7 @@ impl Backend for ActCoreBackend {
     fn step(&mut self, qpos: &[f32; 14], images: &[&[u8]], action: &mut [f32; 14]) -> Result<bool> {
         let queried = match self.querying {
             Querying::Ensemble(_) => true,
-            Querying::Every(k) => self.t % k == 0,
+            Querying::Every(k) => self.t.is_multiple_of(k),
         };
         self.policy.step(qpos, images, action)?;
         self.t += 1;

@@ -136,7 +136,8 @@ pub struct TrainCli {
     /// Learning rate of everything but the backbone (AdamW; original: 1e-5).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Learning rate of the ResNet-18 backbone; 0 freezes it (original: 1e-5).
+    /// Learning rate of the ResNet-18 backbone; 0 freezes it, BatchNorm statistics included
+    /// (original: 1e-5).
     #[arg(long)]
     pub lr_backbone: Option<f64>,
     /// AdamW weight decay, applied to every parameter (original: 1e-4).
@@ -359,6 +360,16 @@ impl TrainArgs {
             (None, false, ValEvery::Epochs(n)) => ValEvery::Epochs(n),
             (None, false, ValEvery::Steps(_)) => ValEvery::Epochs(1),
         };
+        // A frozen backbone (--lr-backbone 0) keeps its BatchNorm as it is too: in batch mode the
+        // running statistics would still follow the training batches.
+        if self.lr_backbone <= 0.0 && self.backbone_bn == BatchNormMode::Batch {
+            ensure!(
+                cli.backbone_bn.is_none(),
+                "--lr-backbone 0 freezes the backbone, but --backbone-bn batch would keep updating its BatchNorm \
+                 statistics; drop one of the two (the backbone's BatchNorm is frozen with --lr-backbone 0)"
+            );
+            self.backbone_bn = BatchNormMode::Frozen;
+        }
         Ok(())
     }
 

@@ -87,7 +87,7 @@ fn run_case(case: &Case, seed: i64) -> (f64, f64, f64) {
     randomize_for_tests(&vs, seed);
     let stats = random_stats(cfg, seed + 1);
     let path = tmp_path(&case.name.replace([' ', ','], "_"));
-    let opts = ExportOptions { dtype: case.dtype, names: case.names.clone(), processor_files: case.processor_files };
+    let opts = ExportOptions { dtype: case.dtype, names: case.names, processor_files: case.processor_files };
     export_checkpoint(case.form, &path, &vs, cfg, &stats, &opts).unwrap();
 
     let options = Options { weights: case.storage, ..Default::default() };

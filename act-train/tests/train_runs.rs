@@ -362,3 +362,27 @@ fn nan_loss_stops_with_the_step_and_keeps_checkpoints() {
     assert_eq!(c.history.len() as u64, step);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn zero_backbone_lr_freezes_its_batchnorm_too() {
+    use act_train::model::backbone::BatchNormMode;
+    use act_train::train::{TrainArgs, TrainPreset};
+    let parse = |extra: &[&str]| {
+        let mut args = vec!["t", "--dataset-dir", "d", "--ckpt-dir", "c"];
+        args.extend_from_slice(extra);
+        Wrap::try_parse_from(args).unwrap().t
+    };
+    // sim-small trains the backbone's BatchNorm on batch statistics by default ...
+    let mut a = TrainArgs::preset(TrainPreset::SimSmall);
+    assert_eq!(a.backbone_bn, BatchNormMode::Batch);
+    a.apply(&parse(&[])).unwrap();
+    assert_eq!(a.backbone_bn, BatchNormMode::Batch);
+    // ... but a frozen backbone keeps its running statistics as well,
+    let mut a = TrainArgs::preset(TrainPreset::SimSmall);
+    a.apply(&parse(&["--lr-backbone", "0"])).unwrap();
+    assert_eq!(a.backbone_bn, BatchNormMode::Frozen);
+    // and asking for both at once is refused with the reason.
+    let mut a = TrainArgs::preset(TrainPreset::SimSmall);
+    let err = a.apply(&parse(&["--lr-backbone", "0", "--backbone-bn", "batch"])).unwrap_err().to_string();
+    assert!(err.contains("--lr-backbone 0") && err.contains("--backbone-bn batch"), "{err}");
+}

@@ -127,7 +127,7 @@ fn split<K: Kernel>(a: &impl ASource, b: PackedBRef<'_>, c: OutPtr, c_map: RowMa
 fn block<K: Kernel>(a: &impl ASource, b: PackedBRef<'_>, c: OutPtr, c_map: RowMap, epi: Epilogue<'_>, rows: Range<usize>, panels: Range<usize>) {
     let (m, n, k) = (a.rows(), b.n, b.k);
     let (mr, nr) = (K::MR, K::NR);
-    debug_assert!(MC % mr == 0 && mr * nr <= MAX_TILE && mr <= 8);
+    debug_assert!(MC.is_multiple_of(mr) && mr * nr <= MAX_TILE && mr <= 8);
     if rows.is_empty() || panels.is_empty() {
         return;
     }

@@ -3,7 +3,7 @@
 /// LayerNorm over the last dimension, in place, for `x` of `rows x dim` (PyTorch semantics:
 /// population variance, `eps` inside the square root).
 pub fn layer_norm(x: &mut [f32], dim: usize, gamma: &[f32], beta: &[f32], eps: f32) {
-    debug_assert!(gamma.len() == dim && beta.len() == dim && x.len() % dim == 0);
+    debug_assert!(gamma.len() == dim && beta.len() == dim && x.len().is_multiple_of(dim));
     for row in x.chunks_exact_mut(dim) {
         let mean = row.iter().sum::<f32>() / dim as f32;
         let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / dim as f32;

@@ -143,6 +143,7 @@ impl ResNet18 {
 
     /// `image`: normalised NHWC h x w x 3 inside IMAGE_PAD zeros. Writes layer4's output
     /// (unpadded NHWC fh x fw x 512) to `features` and returns (fh, fw).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(&self, isa: Isa, image: &[f32], h: usize, w: usize, bufs: &mut BackboneBuffers, features: &mut [f32], exec: &dyn Executor) -> (usize, usize) {
         let (h1, w1) = self.conv1.forward(isa, image, h, w, IMAGE_PAD, &mut bufs.t, None, true, exec);
         let (mut h, mut w) = max_pool_3x3_s2(&bufs.t, h1, w1, 64, &mut bufs.x);

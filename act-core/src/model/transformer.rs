@@ -158,6 +158,7 @@ impl EncoderLayer {
     }
 
     /// q = k = x + pos, v = x; x = LN1(x + MHA); x = LN2(x + FFN(x)).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(&self, isa: Isa, act: Activation, x: &mut Vec<f32>, pos: &[f32], rows: usize, b: &mut Buffers, s: &dyn Executor) {
         let n = rows * self.linear1.n_in;
         let mut xp = core::mem::take(&mut b.xp);
