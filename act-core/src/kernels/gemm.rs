@@ -1,6 +1,8 @@
 //! The GEMM driver: C = A B (+ bias, + residual, ReLU), blocked over k (KC) and rows (MC). B is
-//! prepacked in panels; A is read in place through row pointers and segments. Work is split over
-//! the executor's parts by column panels (or by row blocks when there are few panels).
+//! prepacked in panels; A is read in place through row pointers and segments (f32 / f16 weights)
+//! or converted to bf16 once per block (bf16 weights): a `TileSource` each, under one loop nest.
+//! Work is split over the executor's parts by column panels (or by row blocks when there are few
+//! panels).
 //! Allocation-free.
 use super::exec::{run_dynamic, Executor};
 use super::kernel::{Kernel, Segment};
@@ -70,20 +72,27 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
     }
     assert!(a.row_offset(m - 1) + a.row_span() <= a.data().len(), "gemm: A rows exceed A's buffer");
     let out = OutPtr(c);
+    if let BData::Bf16(d) = b.data {
+        // Admitted above only for the AVX-512 BF16 kernel.
+        #[cfg(target_arch = "x86_64")]
+        return split(a, b, out, c_map, epi, exec, || Bf16Rows::new(d, b.k));
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("bf16 weights without AVX-512 BF16 ({} values)", d.len());
+    }
     match isa {
-        Isa::Scalar => split::<super::scalar::Scalar>(a, b, out, c_map, epi, exec),
+        Isa::Scalar => split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::scalar::Scalar>::new(b)),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {
             assert!(isa.is_supported(), "gemm: AVX2+FMA not available on this CPU");
-            split::<super::avx2::Avx2>(a, b, out, c_map, epi, exec)
+            split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::avx2::Avx2>::new(b))
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
             assert!(isa.is_supported(), "gemm: AVX-512F not available on this CPU");
-            split::<super::avx512::Avx512>(a, b, out, c_map, epi, exec)
+            split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::avx512::Avx512>::new(b))
         }
         #[cfg(not(target_arch = "x86_64"))]
-        _ => split::<super::scalar::Scalar>(a, b, out, c_map, epi, exec),
+        _ => split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::scalar::Scalar>::new(b)),
     }
 }
 
@@ -94,90 +103,179 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+/// How the tiles of one block are computed: which A rows a block needs prepared and how one
+/// MR x NR tile is made from them and a B panel. The driver (`block`) owns the loops over k
+/// blocks, row blocks, panels and tiles; a source owns its scratch, one per running part.
+trait TileSource {
+    const MR: usize;
+    const NR: usize;
+    /// Makes ready the `n_rows` rows of A from `ic` on (rows past `a.rows()` repeat the last one;
+    /// their results are not stored) for a k block of depth `kc` whose segments are `segs`.
+    fn prepare(&mut self, a: &impl ASource, segs: &[Segment], kc: usize, ic: usize, n_rows: usize);
+    /// `tile` = prepared rows `blk * MR ..` times panel `jp` over the k block (`pc`, `kc`).
+    fn tile(&self, segs: &[Segment], blk: usize, jp: usize, pc: usize, kc: usize, tile: &mut [f32; MAX_TILE]);
+}
+
+/// f32 and f16 weights: the microkernel reads A in place through row pointers.
+struct InPlaceRows<'b, K> {
+    b: PackedBRef<'b>,
+    rows: [*const f32; MC],
+    kernel: core::marker::PhantomData<K>,
+}
+
+impl<'b, K: Kernel> InPlaceRows<'b, K> {
+    fn new(b: PackedBRef<'b>) -> Self {
+        InPlaceRows { b, rows: [core::ptr::null(); MC], kernel: core::marker::PhantomData }
+    }
+}
+
+impl<K: Kernel> TileSource for InPlaceRows<'_, K> {
+    const MR: usize = K::MR;
+    const NR: usize = K::NR;
+
+    fn prepare(&mut self, a: &impl ASource, _: &[Segment], _: usize, ic: usize, n_rows: usize) {
+        let data = a.data();
+        for (i, p) in self.rows.iter_mut().enumerate().take(n_rows) {
+            // `gemm_raw` checked row_offset(m - 1) + row_span <= data.len(); offsets grow with r.
+            *p = data[a.row_offset((ic + i).min(a.rows() - 1))..].as_ptr();
+        }
+    }
+
+    #[inline]
+    fn tile(&self, segs: &[Segment], blk: usize, jp: usize, pc: usize, kc: usize, tile: &mut [f32; MAX_TILE]) {
+        let (k, nr) = (self.b.k, K::NR);
+        let (b0, b1) = ((jp * k + pc) * nr, (jp * k + pc + kc) * nr);
+        let rows = self.rows[blk * K::MR..].as_ptr();
+        // SAFETY: each row pointer is readable for row_span floats (`gemm_raw` checked) and every
+        // segment stays within row_span; B's slice holds kc*nr values; tile holds MAX_TILE >=
+        // mr*nr floats; `gemm_raw` checked the CPU supports K (and F16C for f16 weights).
+        unsafe {
+            match self.b.data {
+                BData::F32(d) => K::run(segs, rows, d[b0..b1].as_ptr(), tile.as_mut_ptr()),
+                BData::F16(d) => K::run_f16(segs, rows, d[b0..b1].as_ptr(), tile.as_mut_ptr()),
+                BData::Bf16(_) => unreachable!("bf16 weights go to Bf16Rows"),
+            }
+        }
+    }
+}
+
+/// bf16 weights on AVX-512 BF16. The A rows of one MC x KC block are converted to bf16 once
+/// (their segments joined into one contiguous run, so conv1's odd 21-value kernel rows pair up; an
+/// odd run is padded with a zero that meets B's zero row) and reused across all panels.
+#[cfg(target_arch = "x86_64")]
+struct Bf16Rows<'b> {
+    /// B in k pairs (`pack::bf16_index`).
+    d: &'b [u16],
+    k: usize,
+    /// Prepared rows, `lda` halves apart.
+    a16: [u16; MC * KC],
+    lda: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(KC.is_multiple_of(2) && MC.is_multiple_of(super::avx512::Avx512::MR), "bf16 k blocks must start on a pair");
+
+#[cfg(target_arch = "x86_64")]
+impl<'b> Bf16Rows<'b> {
+    fn new(d: &'b [u16], k: usize) -> Self {
+        Bf16Rows { d, k, a16: [0; MC * KC], lda: 0 }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl TileSource for Bf16Rows<'_> {
+    const MR: usize = super::avx512::Avx512::MR;
+    const NR: usize = super::avx512::Avx512::NR;
+
+    fn prepare(&mut self, a: &impl ASource, segs: &[Segment], kc: usize, ic: usize, n_rows: usize) {
+        self.lda = 2 * kc.div_ceil(2);
+        let (data, lda) = (a.data(), self.lda);
+        for i in 0..n_rows {
+            let row = &data[a.row_offset((ic + i).min(a.rows() - 1))..];
+            let dst = &mut self.a16[i * lda..(i + 1) * lda];
+            let mut q = 0;
+            for s in segs {
+                // SAFETY: `gemm_raw` admitted bf16 weights only where the CPU has AVX-512 BF16.
+                unsafe { super::avx512::to_bf16(&row[s.a_off..s.a_off + s.len], &mut dst[q..q + s.len]) };
+                q += s.len;
+            }
+            if q < lda {
+                dst[q] = 0;
+            }
+        }
+    }
+
+    #[inline]
+    fn tile(&self, _: &[Segment], blk: usize, jp: usize, pc: usize, kc: usize, tile: &mut [f32; MAX_TILE]) {
+        let (mr, nr, lda) = (Self::MR, Self::NR, self.lda);
+        let kp = kc.div_ceil(2);
+        let b0 = (jp * self.k.div_ceil(2) + pc / 2) * nr * 2;
+        let bs = &self.d[b0..b0 + kp * nr * 2];
+        let ab = &self.a16[blk * mr * lda..(blk + 1) * mr * lda];
+        // SAFETY: `ab` holds MR rows of lda = 2 kp halves, `bs` kp * 2 NR halves, `tile` MAX_TILE =
+        // MR * NR floats; the CPU has AVX-512 BF16 (checked by `gemm_raw`).
+        unsafe { super::avx512::run_bf16(kp, ab.as_ptr(), lda, bs.as_ptr(), tile.as_mut_ptr()) };
+    }
+}
+
 /// Work items per part of a parallel GEMM: enough that a part on a busy core can hand its share
 /// to the others (see `run_dynamic`), few enough that each item still covers whole KC x NR panels.
 const ITEMS_PER_PART: usize = 4;
 
-fn split<K: Kernel>(a: &impl ASource, b: PackedBRef<'_>, c: OutPtr, c_map: RowMap, epi: Epilogue<'_>, exec: &dyn Executor) {
+#[allow(clippy::too_many_arguments)]
+fn split<T: TileSource>(a: &impl ASource, b: PackedBRef<'_>, c: OutPtr, c_map: RowMap, epi: Epilogue<'_>, exec: &dyn Executor, source: impl Fn() -> T + Sync) {
     let (m, n, k) = (a.rows(), b.n, b.k);
-    let panels = n.div_ceil(K::NR);
+    let panels = n.div_ceil(T::NR);
     let parts = exec.parts();
     if parts == 1 || m * n * k < PARALLEL_MIN_MACS {
-        return block::<K>(a, b, c, c_map, epi, 0..m, 0..panels);
+        return block(a, b, &mut source(), c, c_map, epi, 0..m, 0..panels);
     }
     // Split the panels when each part gets at least two, else the rows (in MR multiples); items
     // are claimed dynamically.
     if panels >= 2 * parts {
         let items = panels.min(parts * ITEMS_PER_PART);
-        let job = |_: usize, t: usize| block::<K>(a, b, c, c_map, epi, 0..m, t * panels / items..(t + 1) * panels / items);
+        let job = |_: usize, t: usize| block(a, b, &mut source(), c, c_map, epi, 0..m, t * panels / items..(t + 1) * panels / items);
         run_dynamic(exec, items, &job);
     } else {
-        let blocks = m.div_ceil(K::MR);
+        let blocks = m.div_ceil(T::MR);
         let items = blocks.min(parts * ITEMS_PER_PART);
         let job = |_: usize, t: usize| {
-            let rows = (t * blocks / items * K::MR).min(m)..((t + 1) * blocks / items * K::MR).min(m);
-            block::<K>(a, b, c, c_map, epi, rows, 0..panels)
+            let rows = (t * blocks / items * T::MR).min(m)..((t + 1) * blocks / items * T::MR).min(m);
+            block(a, b, &mut source(), c, c_map, epi, rows, 0..panels)
         };
         run_dynamic(exec, items, &job);
     }
 }
 
-/// Rows `rows` x panels `panels` of C. Different calls with disjoint row or panel ranges write
-/// disjoint elements of C.
-fn block<K: Kernel>(a: &impl ASource, b: PackedBRef<'_>, c: OutPtr, c_map: RowMap, epi: Epilogue<'_>, rows: Range<usize>, panels: Range<usize>) {
-    let (m, n, k) = (a.rows(), b.n, b.k);
-    let (mr, nr) = (K::MR, K::NR);
+/// Rows `rows` x panels `panels` of C, blocked over k (KC) and rows (MC). Different calls with
+/// disjoint row or panel ranges write disjoint elements of C.
+#[allow(clippy::too_many_arguments)]
+fn block<T: TileSource>(a: &impl ASource, b: PackedBRef<'_>, src: &mut T, c: OutPtr, c_map: RowMap, epi: Epilogue<'_>, rows: Range<usize>, panels: Range<usize>) {
+    let (n, k) = (b.n, b.k);
+    let (mr, nr) = (T::MR, T::NR);
     debug_assert!(MC.is_multiple_of(mr) && mr * nr <= MAX_TILE && mr <= 8);
     if rows.is_empty() || panels.is_empty() {
         return;
     }
-    let b16 = match b.data {
-        BData::F32(_) | BData::F16(_) => None,
-        BData::Bf16(d) => Some(d),
-    };
-    if let Some(d) = b16 {
-        // `gemm_raw` admitted bf16 weights only for the AVX-512 BF16 kernel.
-        #[cfg(target_arch = "x86_64")]
-        return block_bf16(a, b, d, c, c_map, epi, rows, panels);
-        #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("bf16 weights without AVX-512 BF16 ({} values)", d.len());
-    }
-    let data = a.data();
     let mut tile = [0.0f32; MAX_TILE];
-    let mut row_ptrs = [core::ptr::null::<f32>(); MC];
     let mut segments = [Segment::default(); KC];
     let mut pc = 0;
     // k == 0 still needs one pass to write C = epilogue(0).
     loop {
         let kc = KC.min(k - pc);
-        let first = pc == 0;
-        let last = pc + kc >= k;
+        let (first, last) = (pc == 0, pc + kc >= k);
         let nseg = a.segments(pc, kc, &mut segments);
         let segs = &segments[..nseg];
         debug_assert!(segs.iter().all(|s| s.a_off + s.len <= a.row_span()));
         let mut ic = rows.start;
         while ic < rows.end {
             let mc = MC.min(rows.end - ic);
-            // Rows past the range repeat a valid row; their results are not stored.
-            for (i, p) in row_ptrs.iter_mut().enumerate().take(mc.div_ceil(mr) * mr) {
-                let r = (ic + i).min(m - 1);
-                // `gemm_raw` checked row_offset(m - 1) + row_span <= data.len(); offsets grow with r.
-                *p = data[a.row_offset(r)..].as_ptr();
-            }
+            let blocks = mc.div_ceil(mr);
+            src.prepare(a, segs, kc, ic, blocks * mr);
             for jp in panels.clone() {
                 let cols = nr.min(n - jp * nr);
-                let (b0, b1) = ((jp * k + pc) * nr, (jp * k + pc + kc) * nr);
-                for blk in 0..mc.div_ceil(mr) {
-                    // SAFETY: each row pointer is readable for row_span floats (checked above) and
-                    // every segment stays within row_span; B's slice holds kc*nr values; tile holds
-                    // MAX_TILE >= mr*nr floats; `gemm_raw` checked the CPU supports K.
-                    unsafe {
-                        match b.data {
-                            BData::F32(d) => K::run(segs, row_ptrs[blk * mr..].as_ptr(), d[b0..b1].as_ptr(), tile.as_mut_ptr()),
-                            BData::F16(d) => K::run_f16(segs, row_ptrs[blk * mr..].as_ptr(), d[b0..b1].as_ptr(), tile.as_mut_ptr()),
-                            BData::Bf16(_) => unreachable!("handled by block_bf16"),
-                        }
-                    };
+                for blk in 0..blocks {
+                    src.tile(segs, blk, jp, pc, kc, &mut tile);
                     let row0 = ic + blk * mr;
                     let tile_rows = TileRows { rows: row0..rows.end.min(row0 + mr), jp, cols, first, last };
                     store_tile(&tile[..mr * nr], nr, tile_rows, c, c_map, &epi);
@@ -221,70 +319,6 @@ fn store_tile(tile: &[f32], nr: usize, t: TileRows, c: OutPtr, c_map: RowMap, ep
         }
         if t.last {
             apply_epilogue(crow, off, t.jp * nr, epi);
-        }
-    }
-}
-
-/// [`block`] for bf16 weights on AVX-512 BF16. The A rows of one MC x KC block are converted
-/// to bf16 once (their segments joined into one contiguous run, an odd run padded with a zero
-/// that meets B's zero row) and reused across all panels; the rest follows `block`.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-fn block_bf16(a: &impl ASource, b: PackedBRef<'_>, d: &[u16], c: OutPtr, c_map: RowMap, epi: Epilogue<'_>, rows: Range<usize>, panels: Range<usize>) {
-    use super::avx512::{run_bf16, to_bf16, Avx512};
-    const MR: usize = Avx512::MR;
-    const NR: usize = Avx512::NR;
-    const _: () = assert!(KC.is_multiple_of(2) && MC.is_multiple_of(MR), "k blocks must start on a pair");
-    let (m, n, k) = (a.rows(), b.n, b.k);
-    let k2 = k.div_ceil(2);
-    let data = a.data();
-    let mut tile = [0.0f32; MAX_TILE];
-    let mut segments = [Segment::default(); KC];
-    let mut a16 = [0u16; MC * KC];
-    let mut pc = 0;
-    loop {
-        let kc = KC.min(k - pc);
-        let (first, last) = (pc == 0, pc + kc >= k);
-        let kp = kc.div_ceil(2);
-        let lda = 2 * kp;
-        let nseg = a.segments(pc, kc, &mut segments);
-        let mut ic = rows.start;
-        while ic < rows.end {
-            let mc = MC.min(rows.end - ic);
-            let blocks = mc.div_ceil(MR);
-            // Rows past the range repeat a valid row; their results are not stored.
-            for i in 0..blocks * MR {
-                let row = &data[a.row_offset((ic + i).min(m - 1))..];
-                let dst = &mut a16[i * lda..(i + 1) * lda];
-                let mut q = 0;
-                for s in &segments[..nseg] {
-                    // SAFETY: `gemm_raw` checked the CPU has AVX-512 BF16.
-                    unsafe { to_bf16(&row[s.a_off..s.a_off + s.len], &mut dst[q..q + s.len]) };
-                    q += s.len;
-                }
-                if q < lda {
-                    dst[q] = 0;
-                }
-            }
-            for jp in panels.clone() {
-                let cols = NR.min(n - jp * NR);
-                let b0 = (jp * k2 + pc / 2) * NR * 2;
-                let bs = &d[b0..b0 + kp * NR * 2];
-                for blk in 0..blocks {
-                    let ab = &a16[blk * MR * lda..(blk + 1) * MR * lda];
-                    // SAFETY: `ab` holds MR rows of lda = 2 kp halves, `bs` kp * 2 NR halves,
-                    // `tile` MAX_TILE = MR * NR floats; the CPU has AVX-512 BF16 (checked).
-                    unsafe { run_bf16(kp, ab.as_ptr(), lda, bs.as_ptr(), tile.as_mut_ptr()) };
-                    let row0 = ic + blk * MR;
-                    let tile_rows = TileRows { rows: row0..rows.end.min(row0 + MR), jp, cols, first, last };
-                    store_tile(&tile[..MR * NR], NR, tile_rows, c, c_map, &epi);
-                }
-            }
-            ic += mc;
-        }
-        pc += kc;
-        if last {
-            break;
         }
     }
 }
