@@ -2,6 +2,27 @@
 //! file names none of our crates: it only writes checkpoints and inputs).
 #![allow(dead_code)]
 
+/// A global allocator that forwards to the system's and counts every allocation and
+/// reallocation in [`ALLOCATIONS`]; a test binary that proves a call allocates nothing installs it
+/// with `#[global_allocator] static GLOBAL: CountingAllocator = CountingAllocator;`.
+pub struct CountingAllocator;
+pub static ALLOCATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        unsafe { std::alloc::System.realloc(p, l, n) }
+    }
+}
+
 /// Deterministic xorshift generator, uniform in [-1, 1).
 pub struct Rng(pub u64);
 

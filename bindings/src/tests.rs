@@ -2,33 +2,15 @@
 //! `#[global_allocator]` sees every allocation of the C entry points (called here as Rust
 //! functions; tests/c_abi.rs calls the same functions through the built shared library).
 use super::*;
-use crate::common::{image, Tiny};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::common::{image, CountingAllocator, Tiny, ALLOCATIONS};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 /// Tests that count allocations run one at a time (the harness runs tests on several threads).
 static SERIAL: Mutex<()> = Mutex::new(());
 
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn open(bytes: &[u8], options: &act_options) -> *mut act_policy {
     let mut p = core::ptr::null_mut();
