@@ -58,3 +58,66 @@ fn run_dynamic_runs_every_item_exactly_once() {
         }
     }
 }
+
+fn isas() -> Vec<act_core::Isa> {
+    [act_core::Isa::Scalar, act_core::Isa::Avx2, act_core::Isa::Avx512].into_iter().filter(|i| i.is_supported()).collect()
+}
+
+/// The parallel GEMM, split by panels and by rows, writes through a shared raw pointer; it must
+/// give exactly the serial result (which kernels.rs checks against naive references). Small enough
+/// for Miri: `cargo +nightly miri test -p act-core --test threads -- --exact
+/// run_dynamic_runs_every_item_exactly_once threaded_gemm_equals_serial`.
+#[test]
+fn threaded_gemm_equals_serial() {
+    use act_core::kernels::exec::{Serial, ThreadPool};
+    use act_core::kernels::gemm::{gemm, Epilogue};
+    use act_core::kernels::pack::{MatrixA, PackedB, RowMap};
+    let mut rng = common::Rng(11);
+    let pool = ThreadPool::new(3);
+    // Above the 2^20 multiply-adds below which a GEMM stays serial: many panels (split by
+    // panels), then few panels and many rows (split by rows).
+    for (m, k, n) in [(40, 300, 100), (300, 300, 16)] {
+        let a = rng.vec(m * k);
+        let b = rng.vec(k * n);
+        let bias = rng.vec(n);
+        let res = rng.vec(m * n);
+        for isa in isas() {
+            let packed = PackedB::from_fn(k, n, isa.nr(), |p, j| b[p * n + j]);
+            let epi = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
+            let run = |exec: &dyn act_core::kernels::Executor| {
+                let mut c = vec![f32::NAN; m * n];
+                gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, epi, exec);
+                c
+            };
+            let (serial, threaded) = (run(&Serial), run(&pool));
+            assert!(serial.iter().zip(&threaded).all(|(s, t)| s.to_bits() == t.to_bits()), "{isa:?} gemm {m}x{k}x{n}: threaded differs");
+        }
+    }
+}
+
+/// Attention heads claimed dynamically write disjoint columns of one output through a raw
+/// pointer; exactly the serial result.
+#[test]
+#[cfg_attr(miri, ignore = "libm's x86 sqrtf is inline assembly, which Miri cannot run")]
+fn threaded_attention_equals_serial() {
+    use act_core::kernels::attention::{multi_head_attention, AttentionScratch, Tokens};
+    use act_core::kernels::exec::{Serial, ThreadPool};
+    fn t(data: &[f32], len: usize, ld: usize) -> Tokens<'_> {
+        Tokens { data, ld, len }
+    }
+    let mut rng = common::Rng(12);
+    let pool = ThreadPool::new(3);
+    let (tq, tk, heads, hd) = (7, 19, 5, 8);
+    let dim = heads * hd;
+    let (q, k, v) = (rng.vec(tq * dim), rng.vec(tk * dim), rng.vec(tk * dim));
+    for isa in isas() {
+        let run = |exec: &dyn act_core::kernels::Executor, parts: usize| {
+            let mut out = vec![f32::NAN; tq * dim];
+            let mut scratch = AttentionScratch::new(isa, tq, tk, hd, parts);
+            multi_head_attention(isa, t(&q, tq, dim), t(&k, tk, dim), t(&v, tk, dim), heads, hd, &mut out, dim, &mut scratch, exec);
+            out
+        };
+        let (serial, threaded) = (run(&Serial, 1), run(&pool, 3));
+        assert!(serial.iter().zip(&threaded).all(|(s, t)| s.to_bits() == t.to_bits()), "{isa:?} attention: threaded differs");
+    }
+}
