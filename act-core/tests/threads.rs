@@ -74,9 +74,9 @@ fn threaded_gemm_equals_serial() {
     use act_core::kernels::pack::{MatrixA, PackedB, RowMap};
     let mut rng = common::Rng(11);
     let pool = ThreadPool::new(3);
-    // Above the 2^20 multiply-adds below which a GEMM stays serial: many panels (split by
-    // panels), then few panels and many rows (split by rows).
-    for (m, k, n) in [(40, 300, 100), (300, 300, 16)] {
+    // Above the 2^20 multiply-adds below which a GEMM stays serial: few rows and wide B (split by
+    // panels), then many rows (split by rows).
+    for (m, k, n) in [(8, 150, 1100), (300, 300, 16)] {
         let a = rng.vec(m * k);
         let b = rng.vec(k * n);
         let bias = rng.vec(n);

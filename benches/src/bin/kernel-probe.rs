@@ -7,15 +7,17 @@ use std::time::Instant;
 fn median(mut v: Vec<f64>) -> f64 { v.sort_by(f64::total_cmp); v[v.len() / 2] }
 
 fn main() {
-    attention_probe();
+    let t: usize = std::env::var("T").ok().map(|v| v.parse().unwrap()).unwrap_or(1);
+    let pool = act_core::kernels::exec::ThreadPool::new(t);
+    let ex: &dyn act_core::kernels::Executor = &pool;
     let peak = act_benches::peak::fma_peak_gflops();
     println!("FMA peak 1 core: {peak:.1} GFLOP/s");
     let isa = Isa::detect();
-        for &(m, k, n) in &[(302usize, 512usize, 3200usize), (302, 3200, 512), (302, 512, 512), (300, 4608, 512)] {
+        for &(m, k, n) in &[(302usize, 512usize, 3200usize), (302, 3200, 512), (302, 512, 512), (300, 4608, 512), (1202, 512, 3200), (1202, 3200, 512), (1202, 512, 512)] {
         let a = vec![0.5f32; m * k];
         let b = PackedB::from_fn(k, n, isa.nr(), |p, j| ((p + j) % 7) as f32 * 0.1);
         let mut c = vec![0.0f32; m * n];
-        let times: Vec<f64> = (0..15).map(|_| { let t = Instant::now(); gemm(isa, &MatrixA { data: &a, ld: k, m, k }, b.as_ref(), &mut c, RowMap::Strided { ld: n }, Epilogue::default(), &Serial); t.elapsed().as_secs_f64() }).collect();
+        let times: Vec<f64> = (0..15).map(|_| { let t = Instant::now(); gemm(isa, &MatrixA { data: &a, ld: k, m, k }, b.as_ref(), &mut c, RowMap::Strided { ld: n }, Epilogue::default(), ex); t.elapsed().as_secs_f64() }).collect();
         let g = 2.0 * (m * k * n) as f64 / median(times) / 1e9;
         println!("gemm {m}x{k}x{n}: {g:.1} GFLOP/s = {:.0} % of peak", 100.0 * g / peak);
     }
@@ -24,7 +26,7 @@ fn main() {
         let x = vec![0.3f32; g.input_len()];
         let b = PackedB::from_fn(g.k(), cout, isa.nr(), |p, j| ((p + j) % 5) as f32 * 0.1);
         let mut out = vec![0.0f32; g.out_h() * g.out_w() * cout];
-        let times: Vec<f64> = (0..9).map(|_| { let t = Instant::now(); gemm(isa, &ConvA { input: &x, geom: g }, b.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial); t.elapsed().as_secs_f64() }).collect();
+        let times: Vec<f64> = (0..9).map(|_| { let t = Instant::now(); gemm(isa, &ConvA { input: &x, geom: g }, b.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), ex); t.elapsed().as_secs_f64() }).collect();
         let flops = 2.0 * (g.out_h() * g.out_w() * cout * g.k()) as f64;
         let gf = flops / median(times) / 1e9;
         println!("conv {h}x{w}x{cin}->{cout} k{kk} s{st}: {gf:.1} GFLOP/s = {:.0} % of peak", 100.0 * gf / peak);

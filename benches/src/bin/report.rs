@@ -4,7 +4,7 @@
 //!
 //! cargo run --release -p act-benches --bin report -- [--sizes tiny,small,default,aloha4]
 //!     [--threads 1,2] [--reps N] [--storage-size default|none] [--steady-size small]
-//!     [--steady-steps 1000] [--steady-libtorch] [--no-kernels]
+//!     [--steady-steps 1000] [--steady-libtorch] [--no-kernels] [--gap-ms 50]
 use act_benches::{peak::fma_peak_gflops, Pair};
 use act_core::kernels::exec::Serial;
 use act_core::kernels::gemm::{gemm, Epilogue};
@@ -77,6 +77,13 @@ fn main() -> anyhow::Result<()> {
     let peak = fma_peak_gflops();
     println!("Machine: {} cores, FMA peak {peak:.0} GFLOP/s per core (measured), act-core ISA {:?}\n", std::thread::available_parallelism()?.get(), Isa::detect());
 
+    // The runtimes alternate in blocks of BLOCK back-to-back calls, the first of each block not
+    // counted, with a pause before each block: libtorch's OpenMP workers keep spinning for
+    // milliseconds after a call returns (libgomp's GOMP_SPINCOUNT), act-core's for 300 us, and a
+    // call made right after the other runtime's would share its cores with those spinners. So
+    // each runtime is timed warm, in steady back-to-back use, and both still see the same noise.
+    const BLOCK: usize = 4;
+    let gap = std::time::Duration::from_millis(arg("--gap-ms").map(|g| g.parse().unwrap()).unwrap_or(50));
     println!("| size | threads | act-core median | libtorch median | act-core / libtorch |");
     println!("|---|---|---|---|---|");
     for size in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -90,13 +97,23 @@ fn main() -> anyhow::Result<()> {
                 let _ = pair.libtorch_predict();
             }
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-            for _ in 0..reps {
-                let s = Instant::now();
-                pair.act_core_predict(&mut out);
-                ours.push(s.elapsed().as_secs_f64());
-                let s = Instant::now();
-                let _ = pair.libtorch_predict();
-                theirs.push(s.elapsed().as_secs_f64());
+            while ours.len() < reps {
+                std::thread::sleep(gap);
+                for i in 0..BLOCK {
+                    let s = Instant::now();
+                    pair.act_core_predict(&mut out);
+                    if i > 0 {
+                        ours.push(s.elapsed().as_secs_f64());
+                    }
+                }
+                std::thread::sleep(gap);
+                for i in 0..BLOCK {
+                    let s = Instant::now();
+                    let _ = pair.libtorch_predict();
+                    if i > 0 {
+                        theirs.push(s.elapsed().as_secs_f64());
+                    }
+                }
             }
             let (a, b) = (median(ours), median(theirs));
             println!("| {size} | {t} | {:.2} ms | {:.2} ms | {:.2} |", a * 1e3, b * 1e3, a / b);
