@@ -104,7 +104,8 @@ unsafe impl Sync for OutPtr {}
 
 /// How the tiles of one block are computed: which A rows a block needs prepared and how one
 /// MR x NR tile is made from them and a B panel. The driver (`block`) owns the loops over k
-/// blocks, row blocks, panels and tiles; a source owns its scratch, one per running part.
+/// blocks, row blocks, panels and tiles; a source owns its scratch (made per work item, on the
+/// stack of the part running it).
 trait TileSource {
     const MR: usize;
     const NR: usize;
