@@ -7,6 +7,7 @@ use std::time::Instant;
 fn median(mut v: Vec<f64>) -> f64 { v.sort_by(f64::total_cmp); v[v.len() / 2] }
 
 fn main() {
+    attention_probe();
     let t: usize = std::env::var("T").ok().map(|v| v.parse().unwrap()).unwrap_or(1);
     let pool = act_core::kernels::exec::ThreadPool::new(t);
     let ex: &dyn act_core::kernels::Executor = &pool;

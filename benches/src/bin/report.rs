@@ -57,18 +57,26 @@ fn floor_steps(threads: usize, median_ms: f64, steps: usize) -> Vec<(f64, Option
     let pool = ThreadPool::new(threads);
     (0..steps)
         .map(|_| {
-            let w0 = act_benches::sched::runqueue_wait_ms();
-            let s = Instant::now();
-            for _ in 0..REGIONS {
-                run_dynamic(&pool, items, &|_, _| {
-                    std::hint::black_box(fma_work(iters));
-                });
-            }
-            let ms = s.elapsed().as_secs_f64() * 1e3;
-            let w1 = act_benches::sched::runqueue_wait_ms();
-            (ms, w0.zip(w1).map(|(a, b)| b - a))
+            timed(|| {
+                for _ in 0..REGIONS {
+                    run_dynamic(&pool, items, &|_, _| {
+                        std::hint::black_box(fma_work(iters));
+                    });
+                }
+            })
         })
         .collect()
+}
+
+/// Runs `f` once: its time in ms, and how long the process's threads waited for a CPU meanwhile
+/// (read outside the timed interval; `None` where the kernel does not say).
+fn timed(f: impl FnOnce()) -> (f64, Option<f64>) {
+    let w0 = act_benches::sched::runqueue_wait_ms();
+    let s = Instant::now();
+    f();
+    let ms = s.elapsed().as_secs_f64() * 1e3;
+    let w1 = act_benches::sched::runqueue_wait_ms();
+    (ms, w0.zip(w1).map(|(a, b)| b - a))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -237,14 +245,6 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         };
-        let timed = |f: &mut dyn FnMut()| -> (f64, Option<f64>) {
-            let w0 = act_benches::sched::runqueue_wait_ms();
-            let s = Instant::now();
-            f();
-            let ms = s.elapsed().as_secs_f64() * 1e3;
-            let w1 = act_benches::sched::runqueue_wait_ms();
-            (ms, w0.zip(w1).map(|(a, b)| b - a))
-        };
         for &t in &threads {
             tch::set_num_threads(t as i32);
             let mut pair = Pair::new(&steady_size, &Options { threads: t, ensembling: Ensembling::Coefficient(0.01), ..Default::default() })?;
@@ -252,12 +252,12 @@ fn main() -> anyhow::Result<()> {
             let views: Vec<&[u8]> = views.iter().map(|v| v.as_slice()).collect();
             let qpos = pair.qpos.clone();
             let mut action = vec![0.0f32; pair.cfg.action_dim() as usize];
-            let ours: Vec<_> = (0..steps).map(|_| timed(&mut || pair.policy.step(&qpos, &views, &mut action).unwrap())).collect();
+            let ours: Vec<_> = (0..steps).map(|_| timed(|| pair.policy.step(&qpos, &views, &mut action).unwrap())).collect();
             rows("act-core", t, &ours);
             let m = median(ours.iter().map(|s| s.0).collect());
             rows("pure FMA work, same median and thread pool (this machine's floor)", t, &floor_steps(t, m, steps));
             if std::env::args().any(|a| a == "--steady-libtorch") {
-                let theirs: Vec<_> = (0..steps).map(|_| timed(&mut || drop(pair.libtorch_predict()))).collect();
+                let theirs: Vec<_> = (0..steps).map(|_| timed(|| drop(pair.libtorch_predict()))).collect();
                 rows("libtorch (same machine)", t, &theirs);
             }
         }
