@@ -21,6 +21,8 @@ pub mod policy;
 
 #[cfg(feature = "std")]
 mod fs;
+#[cfg(feature = "std")]
+pub mod realtime;
 
 pub use checkpoint::{Normalization, Stats};
 pub use config::{Activation, Camera, Config};

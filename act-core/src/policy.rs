@@ -41,6 +41,13 @@ pub struct Options {
     /// Threads for one step (0 or 1: the calling thread only). With `std`, `threads - 1`
     /// workers are started at load and kept until the policy is dropped.
     pub threads: usize,
+    /// With `std` on Unix: run the worker threads under `SCHED_FIFO` at this priority (1..=99 on
+    /// Linux), so the kernel's time-sharing cannot preempt them mid-step. The thread that calls
+    /// `step` is the application's: give it the same priority
+    /// ([`crate::realtime::set_current_thread_priority`]). `None`: workers inherit the policy of
+    /// the thread that loads the policy. Needs root, `CAP_SYS_NICE` or `ulimit -r`; a refusal is a
+    /// load error. See `crate::realtime` for the 95 % real-time budget a busy loop must respect.
+    pub realtime_priority: Option<u8>,
     /// Without ensembling, query every this many steps (1..=chunk_size); `None`: the config's
     /// `n_action_steps`.
     pub n_action_steps: Option<usize>,
@@ -121,6 +128,13 @@ impl Policy {
             n if cfg!(feature = "std") => return Err(config_err("threads", format!("{n} threads is more than 256"))),
             n => return Err(config_err("threads", format!("{n} threads need act-core's std feature"))),
         };
+        match options.realtime_priority {
+            #[cfg(feature = "std")]
+            Some(p) => crate::realtime::check(p)?,
+            #[cfg(not(feature = "std"))]
+            Some(_) => return Err(config_err("realtime_priority", "worker threads need act-core's std feature")),
+            None => {}
+        }
         let mut config = config;
         if let Some(k) = options.n_action_steps {
             if k == 0 || k > config.chunk_size {
@@ -140,7 +154,7 @@ impl Policy {
             ));
         }
         let weights = load_weights(&store, &config, Packing { isa, storage: options.weights })?;
-        let ws = Workspace::new(&config, isa, &weights, threads);
+        let ws = Workspace::new(&config, isa, &weights, threads, options.realtime_priority)?;
         let coeff = match options.ensembling {
             Ensembling::FromConfig => config.temporal_ensemble_coeff,
             Ensembling::Disabled => None,
@@ -388,14 +402,14 @@ fn load_weights(store: &TensorStore<'_>, cfg: &Config, isa: Packing) -> Result<W
 }
 
 impl Workspace {
-    fn new(cfg: &Config, isa: Isa, w: &Weights, threads: usize) -> Workspace {
+    fn new(cfg: &Config, isa: Isa, w: &Weights, threads: usize, priority: Option<u8>) -> Result<Workspace> {
         let dim = cfg.dim_model;
         let tokens = cfg.n_tokens();
         let rows = tokens.max(cfg.chunk_size);
         let max_h = cfg.cameras.iter().map(|c| c.height).max().unwrap_or(0);
         let max_w = cfg.cameras.iter().map(|c| c.width).max().unwrap_or(0);
         let feature_sizes: Vec<(usize, usize)> = cfg.cameras.iter().map(|c| Config::feature_size(c.height, c.width)).collect();
-        Workspace {
+        Ok(Workspace {
             image: vec![0.0; cfg.cameras.iter().map(|c| padded_len(c.height, c.width, 3, IMAGE_PAD)).max().unwrap_or(0)],
             // conv1's output size grows with each side, so the largest sides bound every camera.
             backbone: w.backbone.buffers(max_h, max_w),
@@ -408,8 +422,8 @@ impl Workspace {
             decoder_out: vec![0.0; cfg.chunk_size * dim],
             actions_norm: vec![0.0; cfg.chunk_size * cfg.action_dim],
             layers: Buffers::new(isa, rows, dim, cfg.dim_feedforward, cfg.n_heads, threads),
-            exec: make_executor(threads),
-        }
+            exec: make_executor(threads, priority)?,
+        })
     }
 }
 
@@ -424,13 +438,13 @@ impl Weights {
     }
 }
 
-fn make_executor(threads: usize) -> alloc::boxed::Box<dyn Executor + Send + Sync> {
+fn make_executor(threads: usize, priority: Option<u8>) -> Result<alloc::boxed::Box<dyn Executor + Send + Sync>> {
     #[cfg(feature = "std")]
     if threads > 1 {
-        return alloc::boxed::Box::new(crate::kernels::exec::ThreadPool::new(threads));
+        return Ok(alloc::boxed::Box::new(crate::kernels::exec::ThreadPool::with_priority(threads, priority)?));
     }
-    let _ = threads;
-    alloc::boxed::Box::new(crate::kernels::exec::Serial)
+    let _ = (threads, priority);
+    Ok(alloc::boxed::Box::new(crate::kernels::exec::Serial))
 }
 
 impl core::fmt::Debug for Policy {

@@ -105,7 +105,34 @@ mod pool {
     }
 
     impl ThreadPool {
+        /// `threads` parts; the workers keep the scheduling policy they inherit from the calling
+        /// thread (Linux threads inherit their creator's).
         pub fn new(threads: usize) -> ThreadPool {
+            let pool = ThreadPool::spawn(threads);
+            pool.warm_up();
+            pool
+        }
+
+        /// As `new`, with the workers under `SCHED_FIFO` at `priority` when it is `Some` (see
+        /// `crate::realtime`). The calling thread, which runs part 0, is left as it is: give it
+        /// the same priority, or a step waits on a thread the kernel may preempt.
+        pub fn with_priority(threads: usize, priority: Option<u8>) -> crate::Result<ThreadPool> {
+            let pool = ThreadPool::spawn(threads);
+            if let Some(p) = priority {
+                #[cfg(unix)]
+                for w in &pool.workers {
+                    use std::os::unix::thread::JoinHandleExt;
+                    // On error `pool` drops here, which stops and joins the workers.
+                    crate::realtime::set_thread_priority(w.as_pthread_t(), Some(p))?;
+                }
+                #[cfg(not(unix))]
+                crate::realtime::check(p)?;
+            }
+            pool.warm_up();
+            Ok(pool)
+        }
+
+        fn spawn(threads: usize) -> ThreadPool {
             let shared = Arc::new(Shared {
                 state: Mutex::new(State { job: None, shutdown: false }),
                 generation: AtomicU64::new(0),
@@ -122,11 +149,13 @@ mod pool {
                         .expect("spawn act-core worker thread")
                 })
                 .collect();
-            let pool = ThreadPool { shared, workers };
-            // One empty job: every worker finishes its start-up (thread-locals, first lock) here,
-            // at load, so no step ever pays for it or allocates for it.
-            pool.run(&|_| {});
-            pool
+            ThreadPool { shared, workers }
+        }
+
+        /// One empty job: every worker finishes its start-up (thread-locals, first lock) here, at
+        /// load, so no step ever pays for it or allocates for it.
+        fn warm_up(&self) {
+            self.run(&|_| {});
         }
     }
 
