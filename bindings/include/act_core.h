@@ -217,6 +217,15 @@ typedef struct act_options {
    * An `act_precision` value.
    */
   uint32_t precision;
+  /**
+   * 0: worker threads keep the scheduling policy of the thread that opens the policy. 1..=99
+   * (Linux): workers run under SCHED_FIFO at this priority, so time-sharing cannot preempt them
+   * mid-step; give the thread that calls act_policy_step the same priority
+   * (pthread_setschedparam). Needs root, CAP_SYS_NICE or `ulimit -r`; a refusal fails the open
+   * with ACT_ERR_CONFIG. A real-time loop must leave > 5 % of each second idle (Linux's
+   * sched_rt_runtime_us), or the kernel pauses it for the rest of that second.
+   */
+  uint32_t realtime_priority;
 } act_options;
 
 /**
@@ -292,7 +301,8 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Default options: threads 0, ensembling from the checkpoint's config, best instruction set, f32.
+ * Default options: threads 0, ensembling from the checkpoint's config, best instruction set, f32,
+ * the inherited scheduling policy.
  * The same as a zero-initialised `act_options`.
  */
 struct act_options act_options_default(void);

@@ -217,7 +217,13 @@ fn parse_options(options: *const act_options) -> Result<Options, Fail> {
             ));
         }
     };
-    Ok(Options { ensembling, isa, threads: o.threads as usize, weights, ..Default::default() })
+    let realtime_priority = match o.realtime_priority {
+        0 => None,
+        p => Some(u8::try_from(p).map_err(|_| {
+            global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.realtime_priority = {p} is not a SCHED_FIFO priority (1..=99 on Linux)"))
+        })?),
+    };
+    Ok(Options { ensembling, isa, threads: o.threads as usize, weights, realtime_priority, ..Default::default() })
 }
 
 fn isa_code(isa: Isa) -> u32 {
@@ -248,11 +254,12 @@ fn finish_open(result: act::Result<Policy>, out: *mut *mut act_policy) -> Result
     Ok(())
 }
 
-/// Default options: threads 0, ensembling from the checkpoint's config, best instruction set, f32.
+/// Default options: threads 0, ensembling from the checkpoint's config, best instruction set, f32,
+/// the inherited scheduling policy.
 /// The same as a zero-initialised `act_options`.
 #[unsafe(no_mangle)]
 pub extern "C" fn act_options_default() -> act_options {
-    act_options { threads: 0, ensembling: 0, ensemble_coeff: 0.0, isa: 0, precision: 0 }
+    act_options { threads: 0, ensembling: 0, ensemble_coeff: 0.0, isa: 0, precision: 0, realtime_priority: 0 }
 }
 
 /// Opens a checkpoint: a single-file checkpoint (`.safetensors` with the config in its metadata) or

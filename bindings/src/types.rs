@@ -97,6 +97,13 @@ pub struct act_options {
     pub isa: u32,
     /// An `act_precision` value.
     pub precision: u32,
+    /// 0: worker threads keep the scheduling policy of the thread that opens the policy. 1..=99
+    /// (Linux): workers run under SCHED_FIFO at this priority, so time-sharing cannot preempt them
+    /// mid-step; give the thread that calls act_policy_step the same priority
+    /// (pthread_setschedparam). Needs root, CAP_SYS_NICE or `ulimit -r`; a refusal fails the open
+    /// with ACT_ERR_CONFIG. A real-time loop must leave > 5 % of each second idle (Linux's
+    /// sched_rt_runtime_us), or the kernel pauses it for the rest of that second.
+    pub realtime_priority: u32,
 }
 
 /// What a policy expects and produces (`act_policy_info`).

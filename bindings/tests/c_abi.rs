@@ -168,7 +168,7 @@ fn version_status_strings_and_default_options() {
     assert_eq!(text(unsafe { (lib().status_string)(-1) }), "unknown status");
     assert_eq!(text(unsafe { (lib().status_string)(1000) }), "unknown status");
     let d = defaults();
-    assert_eq!((d.threads, d.ensembling, d.ensemble_coeff, d.isa, d.precision), (0, 0, 0.0, 0, 0));
+    assert_eq!((d.threads, d.ensembling, d.ensemble_coeff, d.isa, d.precision, d.realtime_priority), (0, 0, 0.0, 0, 0, 0));
 }
 
 #[test]
@@ -322,6 +322,8 @@ fn open_errors_are_statuses_with_messages() {
         // The scalar kernels have no bf16 path.
         (act_options { precision: act_precision::ACT_PRECISION_BF16 as u32, isa: 1, ..d }, ACT_ERR_CONFIG, "bf16"),
         (act_options { threads: 1000, ..d }, ACT_ERR_INVALID_ARGUMENT, "threads"),
+        (act_options { threads: 2, realtime_priority: 1000, ..d }, ACT_ERR_INVALID_ARGUMENT, "realtime_priority"),
+        (act_options { threads: 2, realtime_priority: 100, ..d }, ACT_ERR_CONFIG, "realtime_priority"),
     ];
     for (o, status, word) in cases {
         let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
@@ -337,6 +339,12 @@ fn open_errors_are_statuses_with_messages() {
         act_options { ensembling: 2, ensemble_coeff: 0.0, ..d },
     ] {
         free(open_bytes(&bytes, Some(&o)).unwrap());
+    }
+    // A real-time priority opens, or fails naming the refusal (act-core's tests check that the
+    // OS really refuses it then).
+    match open_bytes(&bytes, Some(&act_options { threads: 2, realtime_priority: 5, ..d })) {
+        Ok(p) => free(p),
+        Err((s, m)) => assert!(s == ACT_ERR_CONFIG && m.contains("realtime_priority") && m.contains("refused"), "{s:?}: {m}"),
     }
     // bf16 compute opens exactly where the CPU has AVX-512 BF16.
     let o = act_options { precision: act_precision::ACT_PRECISION_BF16 as u32, ..d };

@@ -186,6 +186,21 @@ fn c_example_shared_and_static() {
     }
 }
 
+/// `--threads 2 --realtime 5`: the control thread and the workers under SCHED_FIFO give the same
+/// actions; where the OS refuses real-time priority the example says so and fails.
+#[test]
+fn c_example_runs_at_a_realtime_priority() {
+    let exe = build(Lang::C, Link::Shared);
+    let args = ["--threads", "2", "--realtime", "5"];
+    let out = run(Command::new(&exe).arg(&setup().checkpoint).args(["--no-pacing", "--steps", &STEPS.to_string()]).args(args));
+    if out.status.success() {
+        check_report(&String::from_utf8_lossy(&out.stdout), act::Ensembling::FromConfig, "unpaced");
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("refused"), "exit {:?}: {err}", out.status);
+    }
+}
+
 #[test]
 fn cpp_example_shared_and_static() {
     for link in [Link::Shared, Link::Static] {

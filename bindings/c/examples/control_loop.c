@@ -3,8 +3,11 @@
  * synthetic camera images and joint positions, print the latency of each act_policy_step.
  *
  *   cc -std=c11 -O2 control_loop.c -I<prefix>/include -L<prefix>/lib -lact_core -o control_loop
- *   ./control_loop CHECKPOINT [--steps N] [--hz F] [--no-pacing] [--ensemble COEFF]
+ *   ./control_loop CHECKPOINT [--steps N] [--hz F] [--no-pacing] [--ensemble COEFF] [--threads N]
+ *                [--realtime PRIORITY]
  *
+ * --realtime runs this thread and the library's worker threads under SCHED_FIFO at PRIORITY
+ * (1..=99; needs root, CAP_SYS_NICE or `ulimit -r`), as a robot controller would.
  * --no-pacing (or ACT_NO_PACING=1 in the environment) runs the steps back to back (tests, CI).
  * The synthetic inputs are deterministic; bindings/tests/c_examples.rs recomputes them.
  */
@@ -12,6 +15,8 @@
 #include <act_core.h>
 
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +72,7 @@ int main(int argc, char **argv) {
     const char *env = getenv("ACT_NO_PACING");
     int pacing = !(env && env[0] && strcmp(env, "0") != 0);
     act_options options = act_options_default();
+    const char *usage = "usage: %s CHECKPOINT [--steps N] [--hz F] [--no-pacing] [--ensemble COEFF] [--threads N] [--realtime PRIORITY]\n";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps = atol(argv[++i]);
         else if (strcmp(argv[i], "--hz") == 0 && i + 1 < argc) hz = atof(argv[++i]);
@@ -74,15 +80,28 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--ensemble") == 0 && i + 1 < argc) {
             options.ensembling = ACT_ENSEMBLING_COEFFICIENT;
             options.ensemble_coeff = (float)atof(argv[++i]);
-        } else if (!path && argv[i][0] != '-') path = argv[i];
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) options.threads = (uint32_t)atol(argv[++i]);
+        else if (strcmp(argv[i], "--realtime") == 0 && i + 1 < argc) options.realtime_priority = (uint32_t)atol(argv[++i]);
+        else if (!path && argv[i][0] != '-') path = argv[i];
         else {
-            fprintf(stderr, "usage: %s CHECKPOINT [--steps N] [--hz F] [--no-pacing] [--ensemble COEFF]\n", argv[0]);
+            fprintf(stderr, usage, argv[0]);
             return 2;
         }
     }
     if (!path || steps <= 0 || !(hz > 0.0)) {
-        fprintf(stderr, "usage: %s CHECKPOINT [--steps N] [--hz F] [--no-pacing] [--ensemble COEFF]\n", argv[0]);
+        fprintf(stderr, usage, argv[0]);
         return 2;
+    }
+    if (options.realtime_priority > 0) {
+        /* The control thread itself; act_policy_open puts the workers at the same priority. */
+        struct sched_param param = {0};
+        param.sched_priority = (int)options.realtime_priority;
+        int e = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);
+        if (e != 0) {
+            fprintf(stderr, "SCHED_FIFO at priority %u refused: %s (needs root, CAP_SYS_NICE or ulimit -r)\n",
+                    options.realtime_priority, strerror(e));
+            return 1;
+        }
     }
 
     /* Setup (allocates): open, query shapes, allocate buffers. */
