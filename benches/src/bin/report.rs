@@ -4,13 +4,18 @@
 //!
 //! cargo run --release -p act-benches --bin report -- [--sizes tiny,small,default,aloha4]
 //!     [--threads 1,2] [--reps N] [--storage-size default|none] [--steady-size small]
-//!     [--steady-steps 1000] [--steady-libtorch] [--no-kernels] [--gap-ms 50]
+//!     [--steady-steps 1000] [--steady-libtorch] [--steady-realtime PRIORITY] [--no-kernels]
+//!     [--gap-ms 50]
+//!
+//! `--steady-realtime P` adds steadiness rows for a paced control loop (one step per period, 85 %
+//! of it busy) under normal scheduling and with the caller and act-core's workers under
+//! `SCHED_FIFO` at priority P (needs root or CAP_SYS_NICE).
 use act_benches::{peak::fma_peak_gflops, Pair};
 use act_core::kernels::exec::Serial;
 use act_core::kernels::gemm::{gemm, Epilogue};
 use act_core::kernels::pack::{ConvA, ConvGeometry, MatrixA, PackedB, RowMap};
 use act_core::{Ensembling, Isa, Options, WeightStorage};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -40,7 +45,7 @@ fn default_reps(size: &str) -> usize {
 /// run back to back on act-core's thread pool, items claimed dynamically) and sized to last
 /// `median_ms` at `threads` threads: code that never waits for memory and is perfectly balanced,
 /// so its p99 / median is what this machine's scheduler and neighbours allow at that thread count.
-fn floor_steps(threads: usize, median_ms: f64, steps: usize) -> Vec<(f64, Option<f64>)> {
+fn floor_steps(threads: usize, median_ms: f64, steps: usize, priority: Option<u8>, period: Option<Duration>) -> anyhow::Result<Vec<(f64, Option<f64>)>> {
     use act_benches::peak::fma_work;
     use act_core::kernels::exec::{run_dynamic, ThreadPool};
     const REGIONS: usize = 80;
@@ -54,16 +59,34 @@ fn floor_steps(threads: usize, median_ms: f64, steps: usize) -> Vec<(f64, Option
         .fold(f64::INFINITY, f64::min);
     let items = 4 * threads;
     let iters = (median_ms * 1e6 * threads as f64 / (REGIONS * items) as f64 / ns_per_iter) as u64;
-    let pool = ThreadPool::new(threads);
+    let pool = ThreadPool::with_priority(threads, priority)?;
+    Ok(control_loop(steps, period, || {
+        for _ in 0..REGIONS {
+            run_dynamic(&pool, items, &|_, _| {
+                std::hint::black_box(fma_work(iters));
+            });
+        }
+    }))
+}
+
+/// Runs `steps` steps: back to back (`period` None), or one per period on absolute deadlines as a
+/// robot's control loop does (a step that overruns starts the next period at once). Each step
+/// is `timed`.
+fn control_loop(steps: usize, period: Option<Duration>, mut step: impl FnMut()) -> Vec<(f64, Option<f64>)> {
+    let mut next = Instant::now();
     (0..steps)
         .map(|_| {
-            timed(|| {
-                for _ in 0..REGIONS {
-                    run_dynamic(&pool, items, &|_, _| {
-                        std::hint::black_box(fma_work(iters));
-                    });
+            let r = timed(&mut step);
+            if let Some(p) = period {
+                next += p;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else {
+                    next = now;
                 }
-            })
+            }
+            r
         })
         .collect()
 }
@@ -231,7 +254,8 @@ fn main() -> anyhow::Result<()> {
             if timed.iter().all(|s| s.1.is_some()) {
                 let calm: Vec<f64> = timed.iter().filter(|s| s.1.unwrap() <= UNPREEMPTED_MS).map(|s| s.0).collect();
                 let waited: Vec<f64> = timed.iter().filter_map(|s| s.1).filter(|&w| w > UNPREEMPTED_MS).collect();
-                if calm.len() >= 100 {
+                // A calm-steps row says something only when waits were common enough to move the p99.
+                if calm.len() >= 100 && calm.len() * 100 <= timed.len() * 99 {
                     println!("| {name}, the {} steps in which no thread waited > {UNPREEMPTED_MS} ms for a CPU | {t} | {} |", calm.len(), stats(&calm));
                 }
                 if !waited.is_empty() {
@@ -252,13 +276,28 @@ fn main() -> anyhow::Result<()> {
             let views: Vec<&[u8]> = views.iter().map(|v| v.as_slice()).collect();
             let qpos = pair.qpos.clone();
             let mut action = vec![0.0f32; pair.cfg.action_dim() as usize];
-            let ours: Vec<_> = (0..steps).map(|_| timed(|| pair.policy.step(&qpos, &views, &mut action).unwrap())).collect();
+            let ours = control_loop(steps, None, || pair.policy.step(&qpos, &views, &mut action).unwrap());
             rows("act-core", t, &ours);
             let m = median(ours.iter().map(|s| s.0).collect());
-            rows("pure FMA work, same median and thread pool (this machine's floor)", t, &floor_steps(t, m, steps));
+            rows("pure FMA work, same median and thread pool (this machine's floor)", t, &floor_steps(t, m, steps, None, None)?);
             if std::env::args().any(|a| a == "--steady-libtorch") {
-                let theirs: Vec<_> = (0..steps).map(|_| timed(|| drop(pair.libtorch_predict()))).collect();
+                let theirs = control_loop(steps, None, || drop(pair.libtorch_predict()));
                 rows("libtorch (same machine)", t, &theirs);
+            }
+            if let Some(prio) = arg("--steady-realtime").map(|p| p.parse::<u8>()).transpose()? {
+                // Linux lets real-time threads use 95 % of each second (sched_rt_runtime_us), so a
+                // real-time loop must not run back to back: pace it, 85 % busy, and pace the
+                // normally scheduled comparison row the same way.
+                let period = Duration::from_secs_f64((m / 0.85).ceil() / 1e3);
+                let label = format!("paced at {} ms", period.as_millis());
+                rows(&format!("act-core, {label}, normal scheduling"), t, &control_loop(steps, Some(period), || pair.policy.step(&qpos, &views, &mut action).unwrap()));
+                let mut rt = Pair::new(&steady_size, &Options { threads: t, ensembling: Ensembling::Coefficient(0.01), realtime_priority: Some(prio), ..Default::default() })?;
+                act_core::realtime::set_current_thread_priority(Some(prio))?;
+                let fifo = control_loop(steps, Some(period), || rt.policy.step(&qpos, &views, &mut action).unwrap());
+                let floor = floor_steps(t, m, steps, Some(prio), Some(period));
+                act_core::realtime::set_current_thread_priority(None)?;
+                rows(&format!("act-core, {label}, SCHED_FIFO {prio} (caller and workers)"), t, &fifo);
+                rows(&format!("pure FMA work, {label}, SCHED_FIFO {prio}"), t, &floor?);
             }
         }
         for n in notes {
