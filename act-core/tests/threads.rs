@@ -121,3 +121,45 @@ fn threaded_attention_equals_serial() {
         assert!(serial.iter().zip(&threaded).all(|(s, t)| s.to_bits() == t.to_bits()), "{isa:?} attention: threaded differs");
     }
 }
+
+/// A worker thread the system cannot start is a load error naming it, not a panic. The test
+/// re-runs itself in a child process that caps its address space just above what it uses, so no
+/// 2 MiB thread stack fits; the cap is lifted again before the child's harness reports.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_worker_thread_the_system_cannot_start_is_an_error() {
+    use act_core::kernels::exec::ThreadPool;
+    const CHILD: &str = "ACT_CORE_SPAWN_LIMIT_CHILD";
+    const NAME: &str = "a_worker_thread_the_system_cannot_start_is_an_error";
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("spawn refused as expected"), "child did not reach the check: {stdout}");
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let vm_kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmSize:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `old` is a valid out-pointer; the new limit is a plain value.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0);
+        let cap = libc::rlimit { rlim_cur: (vm_kib + 512) * 1024, rlim_max: old.rlim_max };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &cap), 0);
+    }
+    let result = ThreadPool::with_priority(4, None);
+    // SAFETY: as above; lowering then raising the soft limit back to its old value is allowed.
+    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &old), 0) };
+    match result {
+        Ok(_) => panic!("a 4-thread pool started with no room for a thread stack"),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains("`threads`") && msg.contains("could not start worker thread 1 of 4"), "{msg}");
+            println!("spawn refused as expected: {msg}");
+        }
+    }
+}

@@ -107,17 +107,19 @@ mod pool {
     impl ThreadPool {
         /// `threads` parts; the workers keep the scheduling policy they inherit from the calling
         /// thread (Linux threads inherit their creator's).
+        ///
+        /// # Panics
+        /// If the system cannot start a thread; `with_priority(threads, None)` returns that as an
+        /// error instead (what `Policy` loads with).
         pub fn new(threads: usize) -> ThreadPool {
-            let pool = ThreadPool::spawn(threads);
-            pool.warm_up();
-            pool
+            ThreadPool::with_priority(threads, None).unwrap_or_else(|e| panic!("{e}"))
         }
 
         /// As `new`, with the workers under `SCHED_FIFO` at `priority` when it is `Some` (see
         /// `crate::realtime`). The calling thread, which runs part 0, is left as it is: give it
         /// the same priority, or a step waits on a thread the kernel may preempt.
         pub fn with_priority(threads: usize, priority: Option<u8>) -> crate::Result<ThreadPool> {
-            let pool = ThreadPool::spawn(threads);
+            let pool = ThreadPool::spawn(threads)?;
             if let Some(p) = priority {
                 #[cfg(unix)]
                 for w in &pool.workers {
@@ -132,7 +134,9 @@ mod pool {
             Ok(pool)
         }
 
-        fn spawn(threads: usize) -> ThreadPool {
+        /// Starts the workers. If the system cannot start one, the pool built so far drops (which
+        /// stops and joins the workers already started) and the error names the thread.
+        fn spawn(threads: usize) -> crate::Result<ThreadPool> {
             let shared = Arc::new(Shared {
                 state: Mutex::new(State { job: None, shutdown: false }),
                 generation: AtomicU64::new(0),
@@ -140,16 +144,21 @@ mod pool {
                 start: Condvar::new(),
                 done: Condvar::new(),
             });
-            let workers = (1..threads.max(1))
-                .map(|part| {
-                    let shared = Arc::clone(&shared);
-                    std::thread::Builder::new()
-                        .name(format!("act-core-{part}"))
-                        .spawn(move || worker(&shared, part))
-                        .expect("spawn act-core worker thread")
-                })
-                .collect();
-            ThreadPool { shared, workers }
+            let mut pool = ThreadPool { shared, workers: Vec::with_capacity(threads.saturating_sub(1)) };
+            for part in 1..threads.max(1) {
+                let shared = Arc::clone(&pool.shared);
+                let spawned = std::thread::Builder::new().name(format!("act-core-{part}")).spawn(move || worker(&shared, part));
+                match spawned {
+                    Ok(w) => pool.workers.push(w),
+                    Err(e) => {
+                        return Err(crate::error::config_err(
+                            "threads",
+                            format!("the system could not start worker thread {part} of {threads}: {e}"),
+                        ))
+                    }
+                }
+            }
+            Ok(pool)
         }
 
         /// One empty job: every worker finishes its start-up (thread-locals, first lock) here, at
