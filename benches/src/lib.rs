@@ -23,6 +23,17 @@ pub fn config(size: &str) -> Result<ActConfig> {
     })
 }
 
+/// Exports the model in `vs` as a single-file checkpoint and loads it with act-core.
+fn export_and_open(vs: &VarStore, cfg: &ActConfig, stats: &Stats, options: &Options) -> Result<Policy> {
+    static EXPORTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = EXPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("act-bench-{}-{n}.safetensors", std::process::id()));
+    act_train::export::export_checkpoint(CheckpointForm::Single, &path, vs, cfg, stats, &ExportOptions::default())?;
+    let policy = Policy::open(&path, options).with_context(|| format!("loading {}", path.display()));
+    std::fs::remove_file(&path).ok();
+    policy
+}
+
 /// Both runtimes on the same weights.
 pub struct Pair {
     pub cfg: ActConfig,
@@ -41,13 +52,16 @@ impl Pair {
         let model = Act::new(&vs.root(), &cfg)?;
         randomize_for_tests(&vs, 1);
         let stats = random_stats(&cfg, 2);
-        let path = std::env::temp_dir().join(format!("act-bench-{size}-{}.safetensors", std::process::id()));
-        act_train::export::export_checkpoint(CheckpointForm::Single, &path, &vs, &cfg, &stats, &ExportOptions::default())?;
-        let policy = Policy::open(&path, options).with_context(|| format!("loading {}", path.display()))?;
-        std::fs::remove_file(&path).ok();
+        let policy = export_and_open(&vs, &cfg, &stats, options)?;
         let qpos = (0..cfg.state_dim()).map(|i| (i as f32 * 0.37).sin()).collect();
         let images = cfg.cameras().iter().map(|(_, h, w)| (0..h * w * 3).map(|i| (i * 7 % 251) as u8).collect()).collect();
         Ok(Pair { cfg, policy, model, _vs: vs, stats, qpos, images })
+    }
+
+    /// A further act-core policy on this pair's weights, with other options (weight storage,
+    /// threads, scheduling): the same model exported again, no second libtorch model.
+    pub fn open_policy(&self, options: &Options) -> Result<Policy> {
+        export_and_open(&self._vs, &self.cfg, &self.stats, options)
     }
 
     pub fn act_core_predict(&mut self, out: &mut [f32]) {

@@ -11,6 +11,7 @@
 //! of it busy) under normal scheduling and with the caller and act-core's workers under
 //! `SCHED_FIFO` at priority P (needs root or CAP_SYS_NICE).
 use act_benches::{peak::fma_peak_gflops, Pair};
+use anyhow::Context;
 use act_core::kernels::exec::Serial;
 use act_core::kernels::gemm::{gemm, Epilogue};
 use act_core::kernels::pack::{ConvA, ConvGeometry, MatrixA, PackedB, RowMap};
@@ -103,6 +104,8 @@ fn timed(f: impl FnOnce()) -> (f64, Option<f64>) {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Parsed before any measuring, so a bad value fails at once.
+    let realtime: Option<u8> = arg("--steady-realtime").map(|p| p.parse().with_context(|| format!("--steady-realtime {p}: a SCHED_FIFO priority, 1..=99"))).transpose()?;
     let sizes = arg("--sizes").unwrap_or_else(|| "tiny,small,default,aloha4".into());
     let threads: Vec<usize> = arg("--threads").unwrap_or_else(|| "1,2".into()).split(',').map(|s| s.trim().parse().unwrap()).collect();
     let peak = fma_peak_gflops();
@@ -211,25 +214,27 @@ fn main() -> anyhow::Result<()> {
     if storage_size != "none" {
         println!("\n| weights ({storage_size}, 1 thread; Bf16 = the bf16 compute path) | packed weight memory | act-core median |\n|---|---|---|");
         let reps: usize = arg("--reps").map(|r| r.parse().unwrap()).unwrap_or_else(|| default_reps(&storage_size));
-        let mut pairs = Vec::new();
         let mut storages = vec![WeightStorage::F32, WeightStorage::F16];
         if Isa::detect().supports_bf16() {
             storages.push(WeightStorage::Bf16);
         }
+        let pair = Pair::new(&storage_size, &Options::default())?;
+        let mut policies = Vec::new();
         for storage in storages {
-            pairs.push((storage, Pair::new(&storage_size, &Options { weights: storage, ..Default::default() })?));
+            policies.push((storage, pair.open_policy(&Options { weights: storage, ..Default::default() })?));
         }
-        let mut times = vec![Vec::new(); pairs.len()];
-        let mut out = vec![0.0f32; (pairs[0].1.cfg.chunk_size * pairs[0].1.cfg.action_dim()) as usize];
+        let views: Vec<&[u8]> = pair.images.iter().map(|v| v.as_slice()).collect();
+        let mut times = vec![Vec::new(); policies.len()];
+        let mut out = vec![0.0f32; (pair.cfg.chunk_size * pair.cfg.action_dim()) as usize];
         for _ in 0..reps {
-            for (i, (_, p)) in pairs.iter_mut().enumerate() {
+            for (i, (_, p)) in policies.iter_mut().enumerate() {
                 let s = Instant::now();
-                p.act_core_predict(&mut out);
+                p.predict(&pair.qpos, &views, &mut out)?;
                 times[i].push(s.elapsed().as_secs_f64());
             }
         }
-        for ((storage, p), t) in pairs.iter().zip(times) {
-            println!("| {storage:?} | {:.1} MB | {:.2} ms |", p.policy.weight_bytes() as f64 / 1e6, median(t) * 1e3);
+        for ((storage, p), t) in policies.iter().zip(times) {
+            println!("| {storage:?} | {:.1} MB | {:.2} ms |", p.weight_bytes() as f64 / 1e6, median(t) * 1e3);
         }
     }
 
@@ -271,7 +276,8 @@ fn main() -> anyhow::Result<()> {
         };
         for &t in &threads {
             tch::set_num_threads(t as i32);
-            let mut pair = Pair::new(&steady_size, &Options { threads: t, ensembling: Ensembling::Coefficient(0.01), ..Default::default() })?;
+            let options = Options { threads: t, ensembling: Ensembling::Coefficient(0.01), ..Default::default() };
+            let mut pair = Pair::new(&steady_size, &options)?;
             let views: Vec<Vec<u8>> = pair.images.clone();
             let views: Vec<&[u8]> = views.iter().map(|v| v.as_slice()).collect();
             let qpos = pair.qpos.clone();
@@ -284,16 +290,16 @@ fn main() -> anyhow::Result<()> {
                 let theirs = control_loop(steps, None, || drop(pair.libtorch_predict()));
                 rows("libtorch (same machine)", t, &theirs);
             }
-            if let Some(prio) = arg("--steady-realtime").map(|p| p.parse::<u8>()).transpose()? {
+            if let Some(prio) = realtime {
                 // Linux lets real-time threads use 95 % of each second (sched_rt_runtime_us), so a
                 // real-time loop must not run back to back: pace it, 85 % busy, and pace the
                 // normally scheduled comparison row the same way.
                 let period = Duration::from_secs_f64((m / 0.85).ceil() / 1e3);
                 let label = format!("paced at {} ms", period.as_millis());
                 rows(&format!("act-core, {label}, normal scheduling"), t, &control_loop(steps, Some(period), || pair.policy.step(&qpos, &views, &mut action).unwrap()));
-                let mut rt = Pair::new(&steady_size, &Options { threads: t, ensembling: Ensembling::Coefficient(0.01), realtime_priority: Some(prio), ..Default::default() })?;
+                let mut rt = pair.open_policy(&Options { realtime_priority: Some(prio), ..options })?;
                 act_core::realtime::set_current_thread_priority(Some(prio))?;
-                let fifo = control_loop(steps, Some(period), || rt.policy.step(&qpos, &views, &mut action).unwrap());
+                let fifo = control_loop(steps, Some(period), || rt.step(&qpos, &views, &mut action).unwrap());
                 let floor = floor_steps(t, m, steps, Some(prio), Some(period));
                 act_core::realtime::set_current_thread_priority(None)?;
                 rows(&format!("act-core, {label}, SCHED_FIFO {prio} (caller and workers)"), t, &fifo);
