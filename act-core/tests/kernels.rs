@@ -9,7 +9,7 @@ use common::{rel_err, Rng};
 
 /// Every ISA this CPU can run.
 fn isas() -> Vec<act_core::Isa> {
-    [act_core::Isa::Scalar, act_core::Isa::Avx2, act_core::Isa::Avx512].into_iter().filter(|i| i.is_supported()).collect()
+    act_core::Isa::ALL.into_iter().filter(|i| i.is_supported()).collect()
 }
 
 fn naive_gemm(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {

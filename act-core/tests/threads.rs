@@ -60,7 +60,7 @@ fn run_dynamic_runs_every_item_exactly_once() {
 }
 
 fn isas() -> Vec<act_core::Isa> {
-    [act_core::Isa::Scalar, act_core::Isa::Avx2, act_core::Isa::Avx512].into_iter().filter(|i| i.is_supported()).collect()
+    act_core::Isa::ALL.into_iter().filter(|i| i.is_supported()).collect()
 }
 
 /// The parallel GEMM, split by panels and by rows, writes through a shared raw pointer; it must

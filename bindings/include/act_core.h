@@ -157,6 +157,10 @@ typedef enum act_isa {
    * x86_64 AVX-512F.
    */
   ACT_ISA_AVX512 = 3,
+  /**
+   * aarch64 Advanced SIMD (NEON).
+   */
+  ACT_ISA_NEON = 4,
 } act_isa;
 
 /**

@@ -197,6 +197,7 @@ fn parse_options(options: *const act_options) -> Result<Options, Fail> {
         1 => Some(Isa::Scalar),
         2 => Some(Isa::Avx2),
         3 => Some(Isa::Avx512),
+        4 => Some(Isa::Neon),
         v => return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.isa = {v} is not an act_isa value"))),
     };
     if let Some(isa) = isa
@@ -231,6 +232,7 @@ fn isa_code(isa: Isa) -> u32 {
         Isa::Scalar => act_isa::ACT_ISA_SCALAR as u32,
         Isa::Avx2 => act_isa::ACT_ISA_AVX2 as u32,
         Isa::Avx512 => act_isa::ACT_ISA_AVX512 as u32,
+        Isa::Neon => act_isa::ACT_ISA_NEON as u32,
     }
 }
 

@@ -60,6 +60,8 @@ pub enum act_isa {
     ACT_ISA_AVX2 = 2,
     /// x86_64 AVX-512F.
     ACT_ISA_AVX512 = 3,
+    /// aarch64 Advanced SIMD (NEON).
+    ACT_ISA_NEON = 4,
 }
 
 /// `act_options.precision`: the compute precision.

@@ -317,7 +317,12 @@ fn open_errors_are_statuses_with_messages() {
         (act_options { ensembling: 2, ensemble_coeff: f32::NAN, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensemble_coeff"),
         (act_options { ensembling: 2, ensemble_coeff: -0.5, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensemble_coeff"),
         (act_options { ensembling: 2, ensemble_coeff: f32::INFINITY, ..d }, ACT_ERR_INVALID_ARGUMENT, "ensemble_coeff"),
-        (act_options { isa: 4, ..d }, ACT_ERR_INVALID_ARGUMENT, "isa"),
+        (act_options { isa: 5, ..d }, ACT_ERR_INVALID_ARGUMENT, "isa"),
+        // An instruction set of the other architecture: known, but not this CPU's.
+        #[cfg(target_arch = "x86_64")]
+        (act_options { isa: act_isa::ACT_ISA_NEON as u32, ..d }, ACT_ERR_UNSUPPORTED, "Neon is not supported"),
+        #[cfg(target_arch = "aarch64")]
+        (act_options { isa: act_isa::ACT_ISA_AVX2 as u32, ..d }, ACT_ERR_UNSUPPORTED, "Avx2 is not supported"),
         (act_options { precision: 4, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
         // The scalar kernels have no bf16 path.
         (act_options { precision: act_precision::ACT_PRECISION_BF16 as u32, isa: 1, ..d }, ACT_ERR_CONFIG, "bf16"),

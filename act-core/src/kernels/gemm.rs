@@ -13,7 +13,7 @@ use core::ops::Range;
 const KC: usize = 256;
 /// Rows of one block (a multiple of every kernel's MR): its A rows stay in L2 across panels.
 const MC: usize = 96;
-/// Largest MR x NR tile of any kernel.
+/// Largest MR x NR tile of any kernel (AVX-512's 6 x 32; NEON's is 8 x 8).
 const MAX_TILE: usize = 6 * 32;
 /// Below this many multiply-adds a GEMM runs on one thread (waking workers costs more).
 const PARALLEL_MIN_MACS: usize = 1 << 20;
@@ -90,8 +90,13 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
             assert!(isa.is_supported(), "gemm: AVX-512F not available on this CPU");
             split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::avx512::Avx512>::new(b))
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::scalar::Scalar>::new(b)),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => {
+            assert!(isa.is_supported(), "gemm: NEON not available on this CPU");
+            split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::neon::Neon>::new(b))
+        }
+        #[allow(unreachable_patterns)]
+        _ => panic!("gemm: {isa:?} kernels do not exist on this architecture"),
     }
 }
 

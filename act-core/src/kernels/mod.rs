@@ -14,6 +14,8 @@ mod scalar;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 pub use exec::{Executor, Serial};
 pub use gemm::Epilogue;
@@ -29,9 +31,15 @@ pub enum Isa {
     Avx2,
     /// x86_64 AVX-512F.
     Avx512,
+    /// aarch64 Advanced SIMD (NEON), f32 arithmetic.
+    Neon,
 }
 
 impl Isa {
+    /// Every instruction set act-core has kernels for, on any architecture (the ones this CPU
+    /// can run: filter with [`Isa::is_supported`]).
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+
     /// The best instruction set this CPU offers: detected at run time with `std`, taken from the
     /// compile-time target features without it.
     pub fn detect() -> Isa {
@@ -53,6 +61,18 @@ impl Isa {
                 return Isa::Avx2;
             }
         }
+        #[cfg(all(target_arch = "aarch64", feature = "std"))]
+        {
+            if std::arch::is_aarch64_feature_detected!("neon") {
+                return Isa::Neon;
+            }
+        }
+        #[cfg(all(target_arch = "aarch64", not(feature = "std")))]
+        {
+            if cfg!(target_feature = "neon") {
+                return Isa::Neon;
+            }
+        }
         Isa::Scalar
     }
 
@@ -60,14 +80,15 @@ impl Isa {
     pub fn is_supported(self) -> bool {
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 | Isa::Avx512 => {
+            Isa::Avx2 | Isa::Avx512 | Isa::Neon => {
                 let best = Isa::detect();
-                matches!((self, best), (Isa::Avx2, Isa::Avx2 | Isa::Avx512) | (Isa::Avx512, Isa::Avx512))
+                matches!((self, best), (Isa::Avx2, Isa::Avx2 | Isa::Avx512) | (Isa::Avx512, Isa::Avx512) | (Isa::Neon, Isa::Neon))
             }
         }
     }
 
-    /// Whether f16-stored weights can be widened in this ISA's kernel (AVX2 needs F16C).
+    /// Whether f16-stored weights can be widened in this ISA's kernel (AVX2 needs F16C; NEON's
+    /// `FCVTL` is part of the base instruction set).
     pub fn supports_f16(self) -> bool {
         match self {
             #[cfg(all(target_arch = "x86_64", feature = "std"))]
@@ -98,7 +119,10 @@ impl Isa {
             Isa::Avx2 => <avx2::Avx2 as kernel::Kernel>::NR,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => <avx512::Avx512 as kernel::Kernel>::NR,
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => <neon::Neon as kernel::Kernel>::NR,
+            // Not on this architecture: never supported, so never packed for; any width works.
+            #[allow(unreachable_patterns)]
             _ => <scalar::Scalar as kernel::Kernel>::NR,
         }
     }

@@ -1,0 +1,126 @@
+//! aarch64 Advanced SIMD (NEON) microkernel: 8 x 8 tile in 16 q-register accumulators.
+//!
+//! A is read in place (the `Kernel` contract), so the tile is shaped for FMLA by element: four k
+//! values of each of the 8 rows are loaded as one q register, and every B row (two q registers)
+//! is multiplied by one lane of it. Per 4 k steps: 8 A loads + 8 B loads for 64 FMLAs, and
+//! 16 accumulators + 8 A + 2 B registers of the 32. A taller or wider tile does not fit: 8 x 12
+//! needs 24 + 8 + 3 and 12 x 8 needs 16 + 12 + 2 plus spills; broadcasting A one value at a time
+//! (`LD1R`) instead costs an extra vector-pipe micro-op per row on Cortex-A76/A78.
+//! See docs/AARCH64.md for the instruction counts of the compiled loop.
+use super::kernel::{Kernel, Segment};
+use core::arch::aarch64::*;
+
+pub struct Neon;
+
+impl Kernel for Neon {
+    const MR: usize = 8;
+    const NR: usize = 8;
+
+    unsafe fn run(segments: &[Segment], rows: *const *const f32, b: *const f32, tile: *mut f32) {
+        // SAFETY: forwarded contract; NEON is part of every aarch64 target act-core builds for.
+        unsafe { run_neon::<F32B>(segments, rows, b, tile) }
+    }
+
+    unsafe fn run_f16(segments: &[Segment], rows: *const *const f32, b: *const u16, tile: *mut f32) {
+        // SAFETY: forwarded contract (B holds halves); FCVTL is base Advanced SIMD.
+        unsafe { run_neon::<F16B>(segments, rows, b, tile) }
+    }
+}
+
+/// How one 8-column row of B is loaded into two f32 vectors.
+trait BRow {
+    type T;
+    /// # Safety
+    /// `p` must be readable for 8 values.
+    unsafe fn load(p: *const Self::T) -> (float32x4_t, float32x4_t);
+}
+
+struct F32B;
+impl BRow for F32B {
+    type T = f32;
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> (float32x4_t, float32x4_t) {
+        // SAFETY: the caller's contract, 8 floats.
+        unsafe { (vld1q_f32(p), vld1q_f32(p.add(4))) }
+    }
+}
+
+/// f16 weights, widened in registers. The f16 vector types and `vcvt_f32_f16` are not stable in
+/// Rust, so the two conversions are written as `FCVTL` / `FCVTL2` directly.
+struct F16B;
+impl BRow for F16B {
+    type T = u16;
+    #[inline(always)]
+    unsafe fn load(p: *const u16) -> (float32x4_t, float32x4_t) {
+        // SAFETY: the caller's contract, 8 halves (one q register).
+        let h = unsafe { vld1q_u16(p) };
+        let (lo, hi): (float32x4_t, float32x4_t);
+        // SAFETY: FCVTL/FCVTL2 only read `h` and write the two outputs; no memory, no flags.
+        unsafe {
+            core::arch::asm!(
+                "fcvtl {lo:v}.4s, {h:v}.4h",
+                "fcvtl2 {hi:v}.4s, {h:v}.8h",
+                h = in(vreg) h,
+                lo = out(vreg) lo,
+                hi = out(vreg) hi,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        (lo, hi)
+    }
+}
+
+/// One k step for all 8 rows: `acc[i] += B row * lane L of av[i]`.
+macro_rules! fma_lane {
+    ($acc:ident, $av:ident, $b0:ident, $b1:ident, $lane:literal) => {
+        for i in 0..8 {
+            $acc[i][0] = vfmaq_laneq_f32::<$lane>($acc[i][0], $b0, $av[i]);
+            $acc[i][1] = vfmaq_laneq_f32::<$lane>($acc[i][1], $b1, $av[i]);
+        }
+    };
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn run_neon<B: BRow>(segments: &[Segment], rows: *const *const f32, b: *const B::T, tile: *mut f32) {
+    const NR: usize = Neon::NR;
+    let mut acc = [[vdupq_n_f32(0.0); 2]; 8];
+    let mut bp = b;
+    // SAFETY (whole body): the contract of `Kernel::run` — eight readable row pointers at every
+    // segment offset (four-value A loads stay below `s.len`), sum(len) * NR values of B,
+    // MR * NR floats of tile.
+    unsafe {
+        let r: [*const f32; 8] = core::array::from_fn(|i| *rows.add(i));
+        for s in segments {
+            let a: [*const f32; 8] = core::array::from_fn(|i| r[i].add(s.a_off));
+            let mut q = 0;
+            while q + 4 <= s.len {
+                let av: [float32x4_t; 8] = core::array::from_fn(|i| vld1q_f32(a[i].add(q)));
+                let (b0, b1) = B::load(bp);
+                fma_lane!(acc, av, b0, b1, 0);
+                let (b0, b1) = B::load(bp.add(NR));
+                fma_lane!(acc, av, b0, b1, 1);
+                let (b0, b1) = B::load(bp.add(2 * NR));
+                fma_lane!(acc, av, b0, b1, 2);
+                let (b0, b1) = B::load(bp.add(3 * NR));
+                fma_lane!(acc, av, b0, b1, 3);
+                bp = bp.add(4 * NR);
+                q += 4;
+            }
+            // The segment's last len % 4 values (conv1's 21-value kernel rows end this way).
+            while q < s.len {
+                let (b0, b1) = B::load(bp);
+                for i in 0..8 {
+                    let av = *a[i].add(q);
+                    acc[i][0] = vfmaq_n_f32(acc[i][0], b0, av);
+                    acc[i][1] = vfmaq_n_f32(acc[i][1], b1, av);
+                }
+                bp = bp.add(NR);
+                q += 1;
+            }
+        }
+        for (i, row) in acc.iter().enumerate() {
+            vst1q_f32(tile.add(i * NR), row[0]);
+            vst1q_f32(tile.add(i * NR + 4), row[1]);
+        }
+    }
+}
