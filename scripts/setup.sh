@@ -7,7 +7,9 @@
 #   * a trimmed libtorch 2.11.0 (what tch =0.24.0 expects) built from the PyPI torch wheel;
 #   * libmujoco 3.17.0 (what mujoco-rs 7.0.0 expects) from the PyPI mujoco wheel;
 #   * for the C bindings' tests: cbindgen (pinned; it generates bindings/include/act_core.h),
-#     valgrind and cmake (Debian packages).
+#     valgrind and cmake (Debian packages);
+#   * for aarch64: the Rust targets aarch64-unknown-linux-gnu and aarch64-unknown-none, Debian's
+#     cross gcc and qemu-user (`.cargo/config.toml` names them as linker and test runner).
 # Both libraries live in a per-user cache outside the repository (ACT_RS_CACHE, default
 # ~/.cache/act-rs) so every clone and every CI run reuses them; `.deps/` in the repository holds
 # symlinks to them, which `.cargo/config.toml` turns into absolute LIBTORCH and
@@ -25,7 +27,9 @@ PY="${PYTHON:-python3}"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- apt packages
-APT_PACKAGES=(libhdf5-dev pkg-config libegl1 libegl-mesa0 libgl1-mesa-dri valgrind cmake)
+# gcc-aarch64-linux-gnu and qemu-user: act-core and the C library cross-built for aarch64 and run
+# under emulation (scripts/test-aarch64.sh, bindings/tests/c_examples.rs).
+APT_PACKAGES=(libhdf5-dev pkg-config libegl1 libegl-mesa0 libgl1-mesa-dri valgrind cmake gcc-aarch64-linux-gnu qemu-user)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -37,6 +41,15 @@ if ((${#missing[@]})); then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# ---------------------------------------------------------------- Rust targets
+# aarch64 Linux (cross-built tests under qemu) and bare-metal aarch64 (act-core/tests/no_std.rs).
+for target in aarch64-unknown-linux-gnu aarch64-unknown-none; do
+    if ! rustup target list --installed | grep -qx "$target"; then
+        log "adding Rust target $target"
+        rustup target add "$target" >&2
+    fi
+done
 
 # ---------------------------------------------------------------- cbindgen
 # Pinned: the committed header must equal this version's output (bindings/tests/header.rs).

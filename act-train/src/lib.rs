@@ -10,6 +10,7 @@ pub mod names;
 pub mod optim;
 pub mod plot;
 pub mod random_export;
+pub mod reference;
 pub mod synthetic;
 pub mod train;
 

@@ -7,56 +7,18 @@
 //! and runs in the normal suite; set ACT_AGREEMENT_SKIP_DEFAULT=1 to leave it out.
 use act_core::{Options, Policy, WeightStorage};
 use act_train::export::{export_checkpoint, load_weights};
-use act_train::model::{normalize_image_u8, randomize_for_tests, Act};
+use act_train::model::{randomize_for_tests, Act};
 use act_train::random_export::random_stats;
-use act_train::{ActConfig, CheckpointForm, ExportOptions, KeyNames, Stats, WeightDtype};
+use act_train::reference::{observation, to_vec, torch_forward};
+use act_train::{ActConfig, CheckpointForm, ExportOptions, KeyNames, WeightDtype};
 use std::path::PathBuf;
-use tch::{nn::VarStore, Device, Kind, Tensor};
+use tch::{nn::VarStore, Device};
 
 fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     let num: f64 = a.iter().zip(b).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
     let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
     (num / den).sqrt()
-}
-
-fn to_vec(t: &Tensor) -> Vec<f32> {
-    let t = t.to_kind(Kind::Float).contiguous().view([-1]);
-    Vec::<f32>::try_from(&t).unwrap()
-}
-
-struct Observation {
-    qpos: Vec<f32>,
-    images: Vec<Vec<u8>>,
-}
-
-fn observation(cfg: &ActConfig, seed: u64) -> Observation {
-    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
-    let qpos = (0..cfg.state_dim()).map(|_| (next() % 2000) as f32 / 1000.0 - 1.0).collect();
-    let images = cfg.cameras().iter().map(|(_, h, w)| (0..h * w * 3).map(|_| (next() % 256) as u8).collect()).collect();
-    Observation { qpos, images }
-}
-
-/// libtorch's forward on one observation: (un-normalised actions, outputs of forward_inference).
-fn torch_forward(model: &Act, cfg: &ActConfig, stats: &Stats, obs: &Observation) -> (Vec<f32>, act_train::ActOutputs) {
-    let q: Vec<f32> = obs.qpos.iter().enumerate().map(|(i, &v)| (v - stats.state_mean[i]) / (stats.state_std[i] + stats.std_eps)).collect();
-    let qpos = Tensor::from_slice(&q).view([1, -1]);
-    let images: Vec<Tensor> = cfg
-        .cameras()
-        .iter()
-        .zip(&obs.images)
-        .map(|((_, h, w), img)| normalize_image_u8(&Tensor::from_slice(img).view([*h, *w, 3])))
-        .collect();
-    let out = tch::no_grad(|| model.forward_inference(&qpos, &images));
-    let a = cfg.action_dim() as usize;
-    let actions: Vec<f32> = to_vec(&out.actions).chunks(a).flat_map(|row| (0..a).map(|i| row[i] * stats.action_std[i] + stats.action_mean[i]).collect::<Vec<_>>()).collect();
-    (actions, out)
 }
 
 struct Case {
