@@ -186,6 +186,50 @@ fn c_example_shared_and_static() {
     }
 }
 
+/// The C library cross-built for aarch64 by the documented command
+/// (`ACT_CORE_TARGET=aarch64-unknown-linux-gnu bindings/install.sh PREFIX`), the C example
+/// cross-compiled against that prefix with Debian's aarch64-linux-gnu-gcc (shared and static, flags
+/// from its pkg-config file), and both run under qemu-aarch64: they must run the NEON kernels and
+/// give the actions of act-core on this machine to 1e-5 (`check_report`).
+#[test]
+fn c_example_cross_built_for_aarch64_runs_under_qemu() {
+    const TARGET: &str = "aarch64-unknown-linux-gnu";
+    for tool in ["aarch64-linux-gnu-gcc", "qemu-aarch64"] {
+        assert!(have(tool), "`{tool}` not found: run scripts/setup.sh (it installs gcc-aarch64-linux-gnu and qemu-user)");
+    }
+    let s = setup();
+    let target_dir = common::profile_dir().parent().unwrap().to_path_buf();
+    let prefix = s.dir.join("prefix-aarch64");
+    let install = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    let said = ok(Command::new("bash").arg(&install).arg(&prefix).env("ACT_CORE_TARGET", TARGET).env("CARGO_TARGET_DIR", &target_dir));
+    assert!(said.contains(&format!("for {TARGET}")), "{said}");
+    let pkg = |args: &[&str]| -> Vec<String> {
+        let out = ok(Command::new("pkg-config").args(args).arg("act_core").env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig")));
+        out.split_whitespace().map(str::to_owned).collect()
+    };
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/examples/control_loop.c");
+    for link in [Link::Shared, Link::Static] {
+        let exe = s.dir.join(format!("control_loop_aarch64_{link:?}").to_lowercase());
+        let mut cc = Command::new("aarch64-linux-gnu-gcc");
+        cc.args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]).args(pkg(&["--cflags"])).arg(&src).arg("-o").arg(&exe);
+        match link {
+            Link::Shared => cc.args(pkg(&["--libs"])).arg(format!("-Wl,-rpath,{}", prefix.join("lib").display())),
+            Link::Static => cc.arg(prefix.join("lib/libact_core.a")).args(pkg(&["--static", "--libs-only-l"]).into_iter().filter(|f| f != "-lact_core")),
+        };
+        ok(&mut cc);
+        let header = ok(Command::new("aarch64-linux-gnu-readelf").arg("-h").arg(&exe));
+        assert!(header.contains("AArch64"), "{header}");
+        let stdout = ok(Command::new("qemu-aarch64")
+            .args(["-cpu", "max", "-L", "/usr/aarch64-linux-gnu"])
+            .arg(&exe)
+            .arg(&s.checkpoint)
+            .args(["--no-pacing", "--steps", &STEPS.to_string()]));
+        eprintln!("aarch64 under qemu, {link:?}:\n{stdout}");
+        assert!(stdout.contains("kernels: neon"), "{stdout}");
+        check_report(&stdout, act::Ensembling::FromConfig, "unpaced");
+    }
+}
+
 /// `--threads 2 --realtime 5`: the control thread and the workers under SCHED_FIFO give the same
 /// actions; where the OS refuses real-time priority the example says so and fails.
 #[test]

@@ -54,6 +54,16 @@ static void fill_inputs(size_t step, float *qpos, size_t state_dim, act_image *i
     }
 }
 
+static const char *isa_name(uint32_t isa) {
+    switch (isa) {
+        case ACT_ISA_SCALAR: return "scalar";
+        case ACT_ISA_AVX2: return "avx2";
+        case ACT_ISA_AVX512: return "avx512";
+        case ACT_ISA_NEON: return "neon";
+        default: return "unknown";
+    }
+}
+
 static void print_action(const char *label, const float *a, size_t n) {
     printf("%s:", label);
     for (size_t i = 0; i < n; i++) printf(" %.6e", (double)a[i]);
@@ -116,6 +126,7 @@ int main(int argc, char **argv) {
     printf("act-core %s: state_dim=%zu action_dim=%zu chunk_size=%zu cameras=%zu ensembling=%s\n", act_version(),
            info.state_dim, info.action_dim, info.chunk_size, info.n_cameras,
            info.ensembling == ACT_ENSEMBLING_COEFFICIENT ? "temporal" : "chunk");
+    printf("kernels: %s\n", isa_name(info.isa));
 
     float *qpos = malloc(info.state_dim * sizeof *qpos);
     float *action = malloc(info.action_dim * sizeof *action);
