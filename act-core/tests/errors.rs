@@ -153,3 +153,28 @@ fn bf16_compute_without_avx512_bf16_is_a_config_error() {
         other => panic!("expected a Config error, got {:?}", other.map(|_| "a policy")),
     }
 }
+
+/// Every instruction set this CPU cannot run (on x86: NEON; on aarch64: AVX2 and AVX-512) is a
+/// load error naming it, never a kernel run on the wrong machine; every one it can run loads.
+#[test]
+fn an_instruction_set_this_cpu_lacks_is_a_config_error() {
+    let t = Tiny::new();
+    let bytes = serialize(&t.values(1), Some(&t.config_json()), Dtype::F32);
+    let lacking: Vec<_> = act_core::Isa::ALL.into_iter().filter(|i| !i.is_supported()).collect();
+    assert!(!lacking.is_empty(), "no CPU runs both x86 and ARM kernels");
+    for isa in act_core::Isa::ALL {
+        let result = Policy::from_bytes(&bytes, &Options { isa: Some(isa), ..Options::default() });
+        match result {
+            Ok(p) => {
+                assert!(isa.is_supported(), "{isa:?} loaded on a CPU without it");
+                assert_eq!(p.isa(), isa);
+            }
+            Err(Error::Config { field, reason }) => {
+                assert!(!isa.is_supported(), "{isa:?} is supported but refused: {reason}");
+                assert_eq!(field, "isa");
+                assert!(reason.contains(&format!("{isa:?} is not supported")), "{reason}");
+            }
+            Err(e) => panic!("{isa:?}: unexpected error {e}"),
+        }
+    }
+}
