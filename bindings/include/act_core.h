@@ -183,8 +183,9 @@ typedef enum act_precision {
   ACT_PRECISION_F16_WEIGHTS = 2,
   /**
    * bf16 compute: weights stored as bf16, the inputs of every weight GEMM and convolution
-   * rounded to bf16, products accumulated in f32 (`vdpbf16ps`). Needs AVX-512 BF16; on a CPU
-   * without it opening fails with `ACT_ERR_CONFIG`. Results within about 1e-2 of f32.
+   * rounded to bf16, products accumulated in f32 (`vdpbf16ps` / `BFDOT`). Needs AVX-512 BF16 or
+   * the Arm BF16 extension; on a CPU without either opening fails with `ACT_ERR_CONFIG`. Results
+   * within about 1e-2 of f32.
    */
   ACT_PRECISION_BF16 = 3,
 } act_precision;

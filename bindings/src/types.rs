@@ -77,8 +77,9 @@ pub enum act_precision {
     /// AVX-512 or F16C; results within about 1e-3 of f32).
     ACT_PRECISION_F16_WEIGHTS = 2,
     /// bf16 compute: weights stored as bf16, the inputs of every weight GEMM and convolution
-    /// rounded to bf16, products accumulated in f32 (`vdpbf16ps`). Needs AVX-512 BF16; on a CPU
-    /// without it opening fails with `ACT_ERR_CONFIG`. Results within about 1e-2 of f32.
+    /// rounded to bf16, products accumulated in f32 (`vdpbf16ps` / `BFDOT`). Needs AVX-512 BF16 or
+    /// the Arm BF16 extension; on a CPU without either opening fails with `ACT_ERR_CONFIG`. Results
+    /// within about 1e-2 of f32.
     ACT_PRECISION_BF16 = 3,
 }
 

@@ -1,5 +1,5 @@
 //! AVX-512F microkernel: 6 x 32 tile in 12 zmm accumulators.
-use super::kernel::{Kernel, Segment};
+use super::kernel::{Bf16Kernel, Kernel, Segment};
 use core::arch::x86_64::*;
 
 pub struct Avx512;
@@ -20,9 +20,24 @@ impl Kernel for Avx512 {
     }
 }
 
+impl Bf16Kernel for Avx512 {
+    const MR: usize = 6;
+    const NR: usize = 32;
+
+    unsafe fn run_bf16(kp: usize, a: *const u16, lda: usize, b: *const u16, tile: *mut f32) {
+        // SAFETY: forwarded contract (the same tile shape); the caller checked AVX-512 BF16.
+        unsafe { run_bf16(kp, a, lda, b, tile) }
+    }
+
+    unsafe fn to_bf16(src: &[f32], dst: &mut [u16]) {
+        // SAFETY: forwarded contract.
+        unsafe { to_bf16(src, dst) }
+    }
+}
+
 #[target_feature(enable = "avx512f")]
 unsafe fn run_avx512(segments: &[Segment], rows: *const *const f32, b: *const f32, tile: *mut f32) {
-    const NR: usize = Avx512::NR;
+    const NR: usize = <Avx512 as Kernel>::NR;
     let mut acc = [[_mm512_setzero_ps(); 2]; 6];
     let mut bp = b;
     // SAFETY (whole body): the contract of `Kernel::run` — six readable row pointers at every
@@ -51,7 +66,7 @@ unsafe fn run_avx512(segments: &[Segment], rows: *const *const f32, b: *const f3
 
 #[target_feature(enable = "avx512f")]
 unsafe fn run_avx512_f16(segments: &[Segment], rows: *const *const f32, b: *const u16, tile: *mut f32) {
-    const NR: usize = Avx512::NR;
+    const NR: usize = <Avx512 as Kernel>::NR;
     let mut acc = [[_mm512_setzero_ps(); 2]; 6];
     let mut bp = b;
     // SAFETY (whole body): the contract of `Kernel::run` — six readable row pointers at every
@@ -88,7 +103,7 @@ unsafe fn run_avx512_f16(segments: &[Segment], rows: *const *const f32, b: *cons
 /// for 192 floats; the CPU must have AVX-512F and AVX-512 BF16.
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub(super) unsafe fn run_bf16(kp: usize, a: *const u16, lda: usize, b: *const u16, tile: *mut f32) {
-    const NR: usize = Avx512::NR;
+    const NR: usize = <Avx512 as Kernel>::NR;
     let mut acc = [[_mm512_setzero_ps(); 2]; 6];
     // SAFETY (whole body): the function's contract. A pair is read as one unaligned u32 and
     // broadcast; __m512i and __m512bh are both 64-byte vectors, so the transmutes only relabel.

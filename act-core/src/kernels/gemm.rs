@@ -4,7 +4,7 @@
 //! Work is split over the executor's parts by row blocks, or by column panels when rows are few
 //! or B is wide (see `split`). Allocation-free.
 use super::exec::{run_dynamic, Executor};
-use super::kernel::{Kernel, Segment};
+use super::kernel::{Bf16Kernel, Kernel, Segment};
 use super::pack::{packed_b_len_bf16, ASource, BData, PackedBRef, RowMap};
 use super::Isa;
 use core::ops::Range;
@@ -48,7 +48,7 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
     assert_eq!(b.nr, isa.nr(), "gemm: B packed for another instruction set");
     match b.data {
         BData::Bf16(d) => {
-            assert!(isa == Isa::Avx512 && isa.supports_bf16(), "gemm: bf16 weights need AVX-512 BF16 (vdpbf16ps)");
+            assert!(isa.supports_bf16(), "gemm: bf16 weights need a bf16 kernel (AVX-512 BF16 or Arm BF16); {isa:?} on this CPU has none");
             assert_eq!(d.len(), packed_b_len_bf16(b.k, b.n, b.nr), "gemm: packed B has the wrong length");
         }
         _ => assert_eq!(b.data.len(), b.n.div_ceil(b.nr) * b.nr * b.k, "gemm: packed B has the wrong length"),
@@ -72,11 +72,14 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
     assert!(a.row_offset(m - 1) + a.row_span() <= a.data().len(), "gemm: A rows exceed A's buffer");
     let out = OutPtr(c);
     if let BData::Bf16(d) = b.data {
-        // Admitted above only for the AVX-512 BF16 kernel.
-        #[cfg(target_arch = "x86_64")]
-        return split(a, b, out, c_map, epi, exec, || Bf16Rows::new(d, b.k));
-        #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("bf16 weights without AVX-512 BF16 ({} values)", d.len());
+        // Admitted above only where `isa` has a bf16 kernel.
+        return match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => split(a, b, out, c_map, epi, exec, || Bf16Rows::<super::avx512::Avx512>::new(d, b.k)),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => split(a, b, out, c_map, epi, exec, || Bf16Rows::<super::neon::Neon>::new(d, b.k)),
+            _ => unreachable!("bf16 weights admitted for {isa:?}, which has no bf16 kernel"),
+        };
     }
     match isa {
         Isa::Scalar => split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::scalar::Scalar>::new(b)),
@@ -164,33 +167,37 @@ impl<K: Kernel> TileSource for InPlaceRows<'_, K> {
     }
 }
 
-/// bf16 weights on AVX-512 BF16. The A rows of one MC x KC block are converted to bf16 once
-/// (their segments joined into one contiguous run, so conv1's odd 21-value kernel rows pair up; an
-/// odd run is padded with a zero that meets B's zero row) and reused across all panels.
-#[cfg(target_arch = "x86_64")]
-struct Bf16Rows<'b> {
+/// bf16 weights on a `Bf16Kernel` (AVX-512 BF16, Arm BF16). The A rows of one MC x KC block are
+/// converted to bf16 once (their segments joined into one contiguous run, so conv1's odd 21-value
+/// kernel rows pair up; an odd run is padded with a zero that meets B's zero row) and reused across
+/// all panels.
+struct Bf16Rows<'b, K> {
     /// B in k pairs (`pack::bf16_index`).
     d: &'b [u16],
     k: usize,
     /// Prepared rows, `lda` halves apart.
     a16: [u16; MC * KC],
     lda: usize,
+    kernel: core::marker::PhantomData<K>,
 }
 
+const _: () = assert!(KC.is_multiple_of(2), "bf16 k blocks must start on a pair");
 #[cfg(target_arch = "x86_64")]
-const _: () = assert!(KC.is_multiple_of(2) && MC.is_multiple_of(super::avx512::Avx512::MR), "bf16 k blocks must start on a pair");
+const _: () = assert!(MC.is_multiple_of(<super::avx512::Avx512 as Bf16Kernel>::MR));
+#[cfg(target_arch = "aarch64")]
+const _: () = assert!(MC.is_multiple_of(<super::neon::Neon as Bf16Kernel>::MR));
 
-#[cfg(target_arch = "x86_64")]
-impl<'b> Bf16Rows<'b> {
+impl<'b, K: Bf16Kernel> Bf16Rows<'b, K> {
+    // Unused on architectures without a bf16 kernel.
+    #[allow(dead_code)]
     fn new(d: &'b [u16], k: usize) -> Self {
-        Bf16Rows { d, k, a16: [0; MC * KC], lda: 0 }
+        Bf16Rows { d, k, a16: [0; MC * KC], lda: 0, kernel: core::marker::PhantomData }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-impl TileSource for Bf16Rows<'_> {
-    const MR: usize = super::avx512::Avx512::MR;
-    const NR: usize = super::avx512::Avx512::NR;
+impl<K: Bf16Kernel> TileSource for Bf16Rows<'_, K> {
+    const MR: usize = K::MR;
+    const NR: usize = K::NR;
 
     fn prepare(&mut self, a: &impl ASource, segs: &[Segment], kc: usize, ic: usize, n_rows: usize) {
         self.lda = 2 * kc.div_ceil(2);
@@ -200,8 +207,8 @@ impl TileSource for Bf16Rows<'_> {
             let dst = &mut self.a16[i * lda..(i + 1) * lda];
             let mut q = 0;
             for s in segs {
-                // SAFETY: `gemm_raw` admitted bf16 weights only where the CPU has AVX-512 BF16.
-                unsafe { super::avx512::to_bf16(&row[s.a_off..s.a_off + s.len], &mut dst[q..q + s.len]) };
+                // SAFETY: `gemm_raw` admitted bf16 weights only where the CPU has K's instructions.
+                unsafe { K::to_bf16(&row[s.a_off..s.a_off + s.len], &mut dst[q..q + s.len]) };
                 q += s.len;
             }
             if q < lda {
@@ -217,9 +224,9 @@ impl TileSource for Bf16Rows<'_> {
         let b0 = (jp * self.k.div_ceil(2) + pc / 2) * nr * 2;
         let bs = &self.d[b0..b0 + kp * nr * 2];
         let ab = &self.a16[blk * mr * lda..(blk + 1) * mr * lda];
-        // SAFETY: `ab` holds MR rows of lda = 2 kp halves, `bs` kp * 2 NR halves, `tile` MAX_TILE =
-        // MR * NR floats; the CPU has AVX-512 BF16 (checked by `gemm_raw`).
-        unsafe { super::avx512::run_bf16(kp, ab.as_ptr(), lda, bs.as_ptr(), tile.as_mut_ptr()) };
+        // SAFETY: `ab` holds MR rows of lda = 2 kp halves, `bs` kp * 2 NR halves, `tile` MAX_TILE >=
+        // MR * NR floats; the CPU has K's bf16 instructions (checked by `gemm_raw`).
+        unsafe { K::run_bf16(kp, ab.as_ptr(), lda, bs.as_ptr(), tile.as_mut_ptr()) };
     }
 }
 

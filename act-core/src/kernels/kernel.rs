@@ -33,3 +33,27 @@ pub trait Kernel {
     /// As `run`, with `b` holding `sum(len) * NR` halves.
     unsafe fn run_f16(segments: &[Segment], rows: *const *const f32, b: *const u16, tile: *mut f32);
 }
+
+/// A bf16 microkernel (the bf16 compute path): A and B rounded to bf16 and stored in k pairs,
+/// products of a pair accumulated in f32 (`vdpbf16ps` on x86, `BFDOT` on Arm). A is prepared per
+/// block by the caller with `to_bf16`, so the kernel reads `MR` contiguous rows.
+pub trait Bf16Kernel {
+    /// Rows of the register tile.
+    const MR: usize;
+    /// Columns of the register tile (columns per packed B panel).
+    const NR: usize;
+
+    /// `tile (MR x NR) = A B` over `kp` k pairs, with A as MR rows of bf16 (row i at
+    /// `a + i * lda`, pairs contiguous) and B in bf16 pair packing ([`super::pack::bf16_index`]).
+    ///
+    /// # Safety
+    /// `a` must be readable for `(MR - 1) * lda + 2 * kp` halves, `b` for `kp * 2 * NR` halves,
+    /// `tile` writable for `MR * NR` floats; the CPU must have the kernel's bf16 instructions.
+    unsafe fn run_bf16(kp: usize, a: *const u16, lda: usize, b: *const u16, tile: *mut f32);
+
+    /// `dst[i] = bf16(src[i])`, rounded to nearest even, for `i < min(len)`.
+    ///
+    /// # Safety
+    /// The CPU must have the kernel's bf16 instructions.
+    unsafe fn to_bf16(src: &[f32], dst: &mut [u16]);
+}

@@ -100,9 +100,13 @@ impl Isa {
     }
 
     /// Whether the bf16 compute path ([`WeightStorage::Bf16`]) can run: AVX-512 with the BF16
-    /// extension (`vdpbf16ps`).
+    /// extension (`vdpbf16ps`), or NEON with the Arm BF16 extension (`BFDOT`).
     pub fn supports_bf16(self) -> bool {
         match self {
+            #[cfg(all(target_arch = "aarch64", feature = "std"))]
+            Isa::Neon => self.is_supported() && std::arch::is_aarch64_feature_detected!("bf16"),
+            #[cfg(all(target_arch = "aarch64", not(feature = "std")))]
+            Isa::Neon => cfg!(target_feature = "bf16"),
             #[cfg(all(target_arch = "x86_64", feature = "std"))]
             Isa::Avx512 => self.is_supported() && std::arch::is_x86_feature_detected!("avx512bf16"),
             #[cfg(all(target_arch = "x86_64", not(feature = "std")))]

@@ -7,7 +7,10 @@
 //! needs 24 + 8 + 3 and 12 x 8 needs 16 + 12 + 2 plus spills; broadcasting A one value at a time
 //! (`LD1R`) instead costs an extra vector-pipe micro-op per row on Cortex-A76/A78.
 //! See docs/AARCH64.md for the instruction counts of the compiled loop.
-use super::kernel::{Kernel, Segment};
+//!
+//! On cores with the BF16 extension (Neoverse V1/V2/N2, Cortex-A710 and later) the bf16 compute
+//! path uses the same tile with `BFDOT` by element: each lane adds the products of one k pair.
+use super::kernel::{Bf16Kernel, Kernel, Segment};
 use core::arch::aarch64::*;
 
 pub struct Neon;
@@ -82,7 +85,7 @@ macro_rules! fma_lane {
 
 #[target_feature(enable = "neon")]
 unsafe fn run_neon<B: BRow>(segments: &[Segment], rows: *const *const f32, b: *const B::T, tile: *mut f32) {
-    const NR: usize = Neon::NR;
+    const NR: usize = <Neon as Kernel>::NR;
     let mut acc = [[vdupq_n_f32(0.0); 2]; 8];
     let mut bp = b;
     // SAFETY (whole body): the contract of `Kernel::run` — eight readable row pointers at every
@@ -117,6 +120,89 @@ unsafe fn run_neon<B: BRow>(segments: &[Segment], rows: *const *const f32, b: *c
                 bp = bp.add(NR);
                 q += 1;
             }
+        }
+        for (i, row) in acc.iter().enumerate() {
+            vst1q_f32(tile.add(i * NR), row[0]);
+            vst1q_f32(tile.add(i * NR + 4), row[1]);
+        }
+    }
+}
+
+impl Bf16Kernel for Neon {
+    const MR: usize = 8;
+    const NR: usize = 8;
+
+    unsafe fn run_bf16(kp: usize, a: *const u16, lda: usize, b: *const u16, tile: *mut f32) {
+        // SAFETY: forwarded contract; the caller checked the CPU has the BF16 extension.
+        unsafe { run_bfdot(kp, a, lda, b, tile) }
+    }
+
+    unsafe fn to_bf16(src: &[f32], dst: &mut [u16]) {
+        // Per block, amortised over every panel: portable rounding (to nearest even, as the x86
+        // path and `half` round) rather than BFCVTN, whose intrinsics are unstable.
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = half::bf16::from_f32(s).to_bits();
+        }
+    }
+}
+
+/// `acc += B (4 columns x one k pair per lane) . lane L of a` (`BFDOT Vd.4S, Vn.8H, Vm.2H[L]`:
+/// lane c adds `b[2c] * a[2L] + b[2c + 1] * a[2L + 1]`). The bf16 intrinsics are unstable in Rust.
+macro_rules! bfdot {
+    ($acc:expr, $b:expr, $a:expr, $lane:literal) => {
+        core::arch::asm!(
+            concat!("bfdot {acc:v}.4s, {b:v}.8h, {a:v}.2h[", stringify!($lane), "]"),
+            acc = inout(vreg) $acc,
+            b = in(vreg) $b,
+            a = in(vreg) $a,
+            options(pure, nomem, nostack, preserves_flags),
+        )
+    };
+}
+
+/// One k pair for all 8 rows: B's pair row (two q registers, columns 0-3 and 4-7) against lane L
+/// of each row's A register.
+macro_rules! bfdot_lane {
+    ($acc:ident, $av:ident, $b0:ident, $b1:ident, $lane:literal) => {
+        for i in 0..8 {
+            bfdot!($acc[i][0], $b0, $av[i], $lane);
+            bfdot!($acc[i][1], $b1, $av[i], $lane);
+        }
+    };
+}
+
+/// The 8 x 8 bf16 tile: four k pairs of each A row per q register, as the f32 kernel's lanes.
+#[target_feature(enable = "neon,bf16")]
+unsafe fn run_bfdot(kp: usize, a: *const u16, lda: usize, b: *const u16, tile: *mut f32) {
+    const NR: usize = <Neon as Kernel>::NR;
+    let mut acc = [[vdupq_n_f32(0.0); 2]; 8];
+    // SAFETY (whole body): the contract of `Bf16Kernel::run_bf16` — eight rows of 2 kp halves
+    // (q-register loads stay below 2 kp), kp * 2 NR halves of B, MR * NR floats of tile; BFDOT
+    // only reads its register operands.
+    unsafe {
+        let r: [*const u16; 8] = core::array::from_fn(|i| a.add(i * lda));
+        let mut bp = b;
+        let mut q = 0;
+        while q + 4 <= kp {
+            let av: [uint16x8_t; 8] = core::array::from_fn(|i| vld1q_u16(r[i].add(2 * q)));
+            let (b0, b1) = (vld1q_u16(bp), vld1q_u16(bp.add(8)));
+            bfdot_lane!(acc, av, b0, b1, 0);
+            let (b0, b1) = (vld1q_u16(bp.add(16)), vld1q_u16(bp.add(24)));
+            bfdot_lane!(acc, av, b0, b1, 1);
+            let (b0, b1) = (vld1q_u16(bp.add(32)), vld1q_u16(bp.add(40)));
+            bfdot_lane!(acc, av, b0, b1, 2);
+            let (b0, b1) = (vld1q_u16(bp.add(48)), vld1q_u16(bp.add(56)));
+            bfdot_lane!(acc, av, b0, b1, 3);
+            bp = bp.add(8 * NR);
+            q += 4;
+        }
+        // The last kp % 4 pairs: each row's pair broadcast to every lane.
+        while q < kp {
+            let (b0, b1) = (vld1q_u16(bp), vld1q_u16(bp.add(8)));
+            let av: [uint16x8_t; 8] = core::array::from_fn(|i| vreinterpretq_u16_u32(vdupq_n_u32((r[i].add(2 * q) as *const u32).read_unaligned())));
+            bfdot_lane!(acc, av, b0, b1, 0);
+            bp = bp.add(2 * NR);
+            q += 1;
         }
         for (i, row) in acc.iter().enumerate() {
             vst1q_f32(tile.add(i * NR), row[0]);

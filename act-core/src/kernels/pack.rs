@@ -6,8 +6,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 /// How packed weights are stored: f32, IEEE f16 (half the memory) widened inside the kernel, or
-/// bf16 for the bf16 compute path (AVX-512 BF16 only), where the GEMM's activations are rounded
-/// to bf16 as well and products accumulate in f32 (`vdpbf16ps`).
+/// bf16 for the bf16 compute path (AVX-512 BF16 or Arm BF16), where the GEMM's activations are
+/// rounded to bf16 as well and products accumulate in f32 (`vdpbf16ps` / `BFDOT`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WeightStorage {
     #[default]
