@@ -4,17 +4,24 @@
 #![cfg(not(target_arch = "aarch64"))]
 use std::process::Command;
 
-#[test]
-fn act_core_builds_and_runs_without_std() {
+const TARGET_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/no-std-check/target");
+
+/// `cargo build` of no-std-check with `extra` arguments; panics with cargo's output and `hint`.
+fn build(extra: &[&str], hint: &str) {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/no-std-check/Cargo.toml");
-    let target = concat!(env!("CARGO_MANIFEST_DIR"), "/no-std-check/target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["build", "--quiet", "--manifest-path", manifest, "--target-dir", target])
+        .args(["build", "--quiet", "--manifest-path", manifest, "--target-dir", TARGET_DIR])
+        .args(extra)
         .output()
         .expect("run cargo");
-    assert!(out.status.success(), "no_std build failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let run = Command::new(format!("{target}/debug/act-core-no-std-check")).output().expect("run the no_std program");
+    assert!(out.status.success(), "{hint}:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn act_core_builds_and_runs_without_std() {
+    build(&[], "no_std build failed");
+    let run = Command::new(format!("{TARGET_DIR}/debug/act-core-no-std-check")).output().expect("run the no_std program");
     assert!(run.status.success(), "no_std program failed with {:?}", run.status);
     assert_eq!(String::from_utf8_lossy(&run.stdout), "no_std ok\n");
 }
@@ -25,19 +32,11 @@ fn act_core_builds_and_runs_without_std() {
 /// the `_start` of no-std-check/bare.ld.
 #[test]
 fn act_core_builds_for_bare_metal_aarch64() {
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/no-std-check/Cargo.toml");
-    let target = concat!(env!("CARGO_MANIFEST_DIR"), "/no-std-check/target");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "--quiet", "--release", "--target", "aarch64-unknown-none", "--manifest-path", manifest, "--target-dir", target])
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "bare-metal aarch64 build failed (scripts/setup.sh adds the aarch64-unknown-none target):\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    build(
+        &["--release", "--target", "aarch64-unknown-none"],
+        "bare-metal aarch64 build failed (scripts/setup.sh adds the aarch64-unknown-none target)",
     );
-    let elf = std::fs::read(format!("{target}/aarch64-unknown-none/release/act-core-no-std-check")).expect("the built ELF");
+    let elf = std::fs::read(format!("{TARGET_DIR}/aarch64-unknown-none/release/act-core-no-std-check")).expect("the built ELF");
     assert_eq!(&elf[..5], b"\x7fELF\x02", "a 64-bit ELF");
     assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 183, "e_machine EM_AARCH64");
     assert_eq!(u64::from_le_bytes(elf[24..32].try_into().unwrap()), 0x4008_0000, "entry at bare.ld's _start");
