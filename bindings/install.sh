@@ -26,7 +26,8 @@ if [ -n "${ACT_CORE_TARGET:-}" ]; then
     TARGET="${CARGO_TARGET_DIR:-$REPO/target}/$ACT_CORE_TARGET/release"
 fi
 if [ "${ACT_CORE_NO_BUILD:-0}" != 1 ]; then
-    (cd "$REPO" && cargo build --release -p act-core-ffi --lib "${CROSS[@]}")
+    # ${CROSS[@]+...}: an empty array under `set -u` is an error in bash before 4.4.
+    (cd "$REPO" && cargo build --release -p act-core-ffi --lib ${CROSS[@]+"${CROSS[@]}"})
 fi
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -n1)"
 

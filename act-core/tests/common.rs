@@ -13,9 +13,23 @@ pub static ALLOCATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::Atom
 /// (the "has been running for over 60 seconds" notice), as the allocation tests do under qemu.
 /// Those allocations are not the code under test's, so they are not counted; a test that relies
 /// on the count asserts first that it is not on the main thread itself.
+#[cfg(target_os = "linux")]
 pub fn on_main_thread() -> bool {
     // SAFETY: gettid and getpid have no preconditions and cannot fail.
     unsafe { libc::gettid() == libc::getpid() }
+}
+
+/// Elsewhere every thread counts (a test slower than 60 s may then see the harness's allocation).
+#[cfg(not(target_os = "linux"))]
+pub fn on_main_thread() -> bool {
+    false
+}
+
+/// Whether this run promises a bf16 kernel: scripts/test-aarch64.sh sets `ACT_EXPECT_BF16=1` for
+/// `qemu-aarch64 -cpu max`, whose CPU has the BF16 extension, so that a bf16 test cannot pass
+/// there by finding no kernel and skipping.
+pub fn bf16_expected() -> bool {
+    std::env::var_os("ACT_EXPECT_BF16").is_some()
 }
 
 fn count() {

@@ -140,17 +140,24 @@ fn open_reports_missing_files_and_directories_without_model() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// For every instruction set this CPU runs: without a bf16 kernel (Scalar, AVX2, AVX-512 without
+/// BF16, NEON without the BF16 extension) the bf16 compute path is a config error naming what is
+/// missing; with one it loads.
 #[test]
-fn bf16_compute_without_avx512_bf16_is_a_config_error() {
+fn bf16_compute_without_a_bf16_kernel_is_a_config_error() {
     let t = Tiny::new();
     let bytes = serialize(&t.values(1), Some(&t.config_json()), Dtype::F32);
-    let opts = Options { weights: act_core::WeightStorage::Bf16, isa: Some(act_core::Isa::Scalar), ..Options::default() };
-    match Policy::from_bytes(&bytes, &opts) {
-        Err(Error::Config { field, reason }) => {
-            assert_eq!(field, "weights");
-            assert!(reason.contains("AVX-512 BF16"), "{reason}");
+    for isa in act_core::Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+        let opts = Options { weights: act_core::WeightStorage::Bf16, isa: Some(isa), ..Options::default() };
+        match Policy::from_bytes(&bytes, &opts) {
+            Ok(_) => assert!(isa.supports_bf16(), "{isa:?} loaded the bf16 path without a bf16 kernel"),
+            Err(Error::Config { field, reason }) => {
+                assert!(!isa.supports_bf16(), "{isa:?} has a bf16 kernel but refused: {reason}");
+                assert_eq!(field, "weights");
+                assert!(reason.contains("AVX-512 BF16") && reason.contains("Arm BF16") && reason.contains(&format!("{isa:?}")), "{reason}");
+            }
+            Err(e) => panic!("{isa:?}: expected a Config error, got {e}"),
         }
-        other => panic!("expected a Config error, got {:?}", other.map(|_| "a policy")),
     }
 }
 

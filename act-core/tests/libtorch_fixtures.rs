@@ -42,6 +42,7 @@ fn neon_policies_agree_with_libtorch() {
     ];
     for (name, storage) in cases {
         if storage == WeightStorage::Bf16 && !Isa::Neon.supports_bf16() {
+            assert!(!common::bf16_expected(), "ACT_EXPECT_BF16 is set but this CPU has no BF16 extension");
             report.push_str(&format!("| {name} | Bf16 | not run: this CPU has no BF16 extension | |\n"));
             continue;
         }

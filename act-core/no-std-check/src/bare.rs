@@ -1,9 +1,10 @@
 //! The bare-metal platform (`aarch64-unknown-none`, no operating system): an entry point that
-//! enables the FP/SIMD registers and sets up the stack, a bump allocator over a static heap, a
-//! panic handler, and output and exit through Arm semihosting (as `qemu-system-aarch64
-//! -semihosting` or a debugger provides). Linked at the RAM of QEMU's `virt` board (`bare.ld`).
+//! enables the FP/SIMD registers, sets up the stack and zeroes .bss, a bump allocator over a static
+//! heap, a panic handler, and output and exit through Arm semihosting (as `qemu-system-aarch64
+//! -semihosting` or a debugger provides). Linked at the RAM of QEMU's `virt` board (`bare.ld`);
+//! act-core/tests/no_std.rs runs it there.
 use core::alloc::{GlobalAlloc, Layout};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::cell::UnsafeCell;
 
 core::arch::global_asm!(
     ".section .text._start, \"ax\"",
@@ -16,7 +17,14 @@ core::arch::global_asm!(
     "isb",
     "ldr x0, =__stack_top",
     "mov sp, x0",
-    "bl bare_main",
+    // Zero .bss (the heap and its cursor): a raw image loader does not.
+    "ldr x0, =__bss_start",
+    "ldr x1, =__bss_end",
+    "2: cmp x0, x1",
+    "b.hs 3f",
+    "str xzr, [x0], #8",
+    "b 2b",
+    "3: bl bare_main",
     "1: wfe",
     "b 1b",
 );
@@ -26,38 +34,39 @@ const HEAP_SIZE: usize = 4 << 20;
 #[repr(C, align(16))]
 struct Heap([u8; HEAP_SIZE]);
 
-/// Bump allocation over `HEAP`: act-core allocates once at load and frees at drop, so a program
+/// Bump allocation over `heap`: act-core allocates once at load and frees at drop, so a program
 /// that loads one policy needs nothing more. Exhaustion returns null, which act-core's callers see
-/// as an allocation failure.
+/// as an allocation failure. Plain loads and stores, no atomics: one core, and with the MMU off
+/// all memory is Device memory, where exclusive accesses are not guaranteed to work.
 struct BumpAlloc {
-    heap: core::cell::UnsafeCell<Heap>,
-    next: AtomicUsize,
+    heap: UnsafeCell<Heap>,
+    next: UnsafeCell<usize>,
 }
 
-// SAFETY: the only shared state is `next`, advanced atomically; each allocation hands out a range
-// of `heap` that no other allocation overlaps.
+// SAFETY: this program runs on one core with no interrupts; nothing allocates concurrently.
 unsafe impl Sync for BumpAlloc {}
 
-// SAFETY: returned blocks are aligned to `l.align()`, lie inside `heap`, and never overlap.
+// SAFETY: returned blocks are aligned to `l.align()`, lie inside `heap`, and never overlap (the
+// cursor only moves forward, and only this single-threaded program moves it).
 unsafe impl GlobalAlloc for BumpAlloc {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         let base = self.heap.get() as usize;
-        let mut start = 0;
-        let claimed = self.next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
-            start = (base + next).next_multiple_of(l.align()) - base;
-            let end = start.checked_add(l.size())?;
-            (end <= HEAP_SIZE).then_some(end)
-        });
-        match claimed {
-            Ok(_) => (base + start) as *mut u8,
-            Err(_) => core::ptr::null_mut(),
+        // SAFETY: single-threaded (see the Sync impl), so this is the only access to the cursor.
+        let next = unsafe { &mut *self.next.get() };
+        let start = (base + *next).next_multiple_of(l.align()) - base;
+        match start.checked_add(l.size()) {
+            Some(end) if end <= HEAP_SIZE => {
+                *next = end;
+                (base + start) as *mut u8
+            }
+            _ => core::ptr::null_mut(),
         }
     }
     unsafe fn dealloc(&self, _: *mut u8, _: Layout) {}
 }
 
 #[global_allocator]
-static ALLOC: BumpAlloc = BumpAlloc { heap: core::cell::UnsafeCell::new(Heap([0; HEAP_SIZE])), next: AtomicUsize::new(0) };
+static ALLOC: BumpAlloc = BumpAlloc { heap: UnsafeCell::new(Heap([0; HEAP_SIZE])), next: UnsafeCell::new(0) };
 
 /// An Arm semihosting call (`HLT #0xF000` on AArch64): operation in x0, argument in x1.
 fn semihost(op: u64, arg: u64) -> u64 {

@@ -4,7 +4,7 @@
 //! values of each of the 8 rows are loaded as one q register, and every B row (two q registers)
 //! is multiplied by one lane of it. Per 4 k steps: 8 A loads + 8 B loads for 64 FMLAs, and
 //! 16 accumulators + 8 A + 2 B registers of the 32. A taller or wider tile does not fit: 8 x 12
-//! needs 24 + 8 + 3 and 12 x 8 needs 16 + 12 + 2 plus spills; broadcasting A one value at a time
+//! needs 24 + 8 + 3 and 12 x 8 needs 24 + 12 + 2; broadcasting A one value at a time
 //! (`LD1R`) instead costs an extra vector-pipe micro-op per row on Cortex-A76/A78.
 //! See docs/AARCH64.md for the instruction counts of the compiled loop.
 //!
