@@ -27,7 +27,9 @@ fn ensembling_weights_the_oldest_prediction_most() {
 
 #[test]
 fn step_ensembles_predicted_chunks_and_chunk_mode_replays_them() {
-    let t = Tiny::new();
+    // 32x32, the smallest camera: the test is about the stepping logic, and it runs under qemu too.
+    let mut t = Tiny::new();
+    t.cameras = vec![("top", 32, 32)];
     let bytes = t.checkpoint(9);
     let m = 0.3f32;
     let mut ens = Policy::from_bytes(&bytes, &Options { ensembling: Ensembling::Coefficient(m), ..Default::default() }).unwrap();
@@ -39,7 +41,7 @@ fn step_ensembles_predicted_chunks_and_chunk_mode_replays_them() {
     let (c, a) = (t.chunk, t.action);
     let mut chunks: Vec<Vec<f32>> = Vec::new();
     for step in 0..8usize {
-        let img = image(64, 64, 100 + step as u64);
+        let img = image(32, 32, 100 + step as u64);
         let qpos: Vec<f32> = (0..14).map(|i| (i as f32 * 0.1 + step as f32 * 0.05).sin()).collect();
         let mut chunk = vec![0.0; c * a];
         ens.predict(&qpos, &[&img], &mut chunk).unwrap();
