@@ -4,8 +4,8 @@ llvm-mca on it (docs/AARCH64.md). Builds the release C library for aarch64 first
 
     python3 scripts/neon-loop-count.py [--mca /usr/lib/llvm-19/bin/llvm-mca] [--cpus neoverse-n1,...]
 
-The loop is the innermost backward branch of `<Neon as Kernel>::run` (and `run_f16`) whose body
-holds the FMLAs: four k steps of the 8 x 8 tile.
+The loop of each NEON kernel (f32, f16-stored, bf16, fp16) is its innermost backward branch whose
+body holds the FMLAs (or BFDOTs).
 """
 import argparse, collections, re, shutil, subprocess, sys, tempfile
 from pathlib import Path
@@ -15,7 +15,7 @@ TARGET = "aarch64-unknown-linux-gnu"
 
 
 def disassemble(lib):
-    out = subprocess.run(["llvm-objdump", "-d", "--no-show-raw-insn", str(lib)], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(["llvm-objdump", "-d", "--no-show-raw-insn", "--mattr=+bf16,+fullfp16", str(lib)], check=True, capture_output=True, text=True).stdout
     funcs, name = {}, None
     for line in out.splitlines():
         m = re.match(r"^[0-9a-f]+ <(.*)>:$", line)
@@ -34,10 +34,10 @@ def hot_loop(insns):
     loops = []
     for addr, op, args in insns:
         m = re.search(r"0x([0-9a-f]+)", args)
-        if op.startswith("b") and op not in ("bl", "blr", "br") and m and int(m.group(1), 16) < addr:
+        if op.startswith("b") and op not in ("bl", "blr", "br", "bfdot") and m and int(m.group(1), 16) < addr:
             loops.append((int(m.group(1), 16), addr))
     innermost = [(s, e) for s, e in loops if not any((s2, e2) != (s, e) and s <= s2 and e2 <= e for s2, e2 in loops)]
-    best = max(innermost, key=lambda r: sum(1 for a, op, _ in insns if r[0] <= a <= r[1] and op == "fmla"), default=None)
+    best = max(innermost, key=lambda r: sum(1 for a, op, _ in insns if r[0] <= a <= r[1] and op in ("fmla", "bfdot")), default=None)
     return [x for x in insns if best and best[0] <= x[0] <= best[1]]
 
 
@@ -49,21 +49,31 @@ def main():
     subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "act-core-ffi", "--lib", "--target", TARGET], cwd=REPO, check=True)
     lib = REPO / "target" / TARGET / "release" / "libact_core.so"
     funcs = disassemble(lib)
-    for kernel in ("3run17", "7run_f1617"):
-        name = next(n for n in funcs if "neon..Neon" in n and "Kernel$GT$" + kernel in n)
-        loop = hot_loop(funcs[name])
+    # `run_neon` has two instances (f32 and f16-stored B) under one legacy-mangled name; the f16
+    # one widens with FCVTL.
+    def find(name, fcvtl=None):
+        return next(i for n, i in funcs.items() if "4neon" in n and name in n and (fcvtl is None or any(op == "fcvtl" for _, op, _ in i) == fcvtl))
+    kernels = [
+        (find("8run_neon", fcvtl=False), "run_neon (f32 weights, FMLA .4S)", "4 k steps"),
+        (find("8run_neon", fcvtl=True), "run_neon (f16-stored weights, FMLA .4S)", "4 k steps"),
+        (find("9run_bfdot"), "run_bfdot (bf16 compute, BFDOT)", "4 k pairs"),
+        (find("10run_fmla_h"), "run_fmla_h (fp16 compute, FMLA .8H)", "8 k steps"),
+    ]
+    for insns, title, per in kernels:
+        loop = hot_loop(insns)
         counts = collections.Counter(op for _, op, _ in loop)
-        print(f"\n{'run (f32 weights)' if kernel == '3run17' else 'run_f16 (f16 weights)'}: {len(loop)} instructions per 4 k steps")
+        macs = counts["fmla"] + counts["bfdot"]  # the multiply-accumulate instructions, either kind
+        print(f"\n{title}: {len(loop)} instructions per {per}")
         for op, n in counts.most_common():
             print(f"  {n:3d} {op}")
         if args.mca:
             with tempfile.NamedTemporaryFile("w", suffix=".s", delete=False) as f:
-                f.writelines(f"\t{op}\t{a}\n" for _, op, a in loop if not op.startswith("b"))
+                f.writelines(f"\t{op}\t{a}\n" for _, op, a in loop if op == "bfdot" or not op.startswith("b"))
             for cpu in args.cpus.split(","):
-                out = subprocess.run([args.mca, "-mtriple=aarch64", f"-mcpu={cpu}", "-iterations=1000", f.name], capture_output=True, text=True).stdout
+                out = subprocess.run([args.mca, "-mtriple=aarch64", f"-mcpu={cpu}", "-mattr=+bf16,+fullfp16", "-iterations=1000", f.name], capture_output=True, text=True).stdout
                 cycles = int(re.search(r"Total Cycles:\s+(\d+)", out).group(1)) / 1000
                 model = re.search(r"Resources:\n\[[0-9.]+\]\s+- (\w+)", out)
-                print(f"  llvm-mca {cpu}: {cycles:.1f} cycles per iteration, {counts['fmla'] / cycles:.2f} FMLA/cycle (model resources: {model.group(1) if model else '?'})")
+                print(f"  llvm-mca {cpu}: {cycles:.1f} cycles per iteration, {macs / cycles:.2f} FMLA or BFDOT per cycle (model: {model.group(1) if model else '?'})")
     return 0
 
 

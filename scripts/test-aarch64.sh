@@ -19,8 +19,8 @@ log "writing libtorch reference results to $ACT_LIBTORCH_FIXTURES"
 cargo run --quiet --locked -p act-train --example libtorch_fixtures -- "$ACT_LIBTORCH_FIXTURES"
 
 log "act-core tests under qemu-aarch64 -cpu max"
-# That CPU model has the BF16 extension: the bf16 tests must run, not skip.
-export ACT_EXPECT_BF16=1
+# That CPU model has the BF16 extension and FP16 arithmetic: those tests must run, not skip.
+export ACT_EXPECT_FEATURES=bf16,fp16
 # Left out under emulation: the worker-thread refusal test caps its own address space with
 # RLIMIT_AS just above what it uses, and under qemu-user that cap falls on the emulator itself
 # (it runs on x86 and on real ARM hardware).
@@ -30,6 +30,6 @@ cargo test --locked --target "$TARGET" -p act-core -- \
 cargo test --locked --target "$TARGET" -p act-core --test libtorch_fixtures -- --nocapture
 
 log "kernel, error and libtorch-agreement tests under qemu-aarch64 -cpu cortex-a53 (Armv8.0)"
-unset ACT_EXPECT_BF16
+unset ACT_EXPECT_FEATURES
 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -cpu cortex-a53 -L /usr/aarch64-linux-gnu" \
     cargo test --locked --target "$TARGET" -p act-core --test kernels --test errors --test libtorch_fixtures

@@ -36,7 +36,10 @@ pub struct Options {
     /// How GEMM and convolution weights are kept: f32; f16 (half the memory, widened to f32
     /// inside the kernels; computation stays f32); or bf16, the bf16 compute path (half the
     /// memory; the inputs of every weight GEMM and convolution are rounded to bf16 and products
-    /// accumulate in f32; AVX-512 BF16 or Arm BF16 only, relative error near 1e-2 instead of 1e-6).
+    /// accumulate in f32; AVX-512 BF16 or Arm BF16 only, relative error near 1e-2 instead of 1e-6);
+    /// or f16 compute (Arm FP16 arithmetic only: weights and GEMM / convolution inputs in f16,
+    /// products accumulated in f16 over each k block of 256 and in f32 across blocks; twice the
+    /// f32 rate; relative error near 1e-2; activations must stay within f16's range, 65504).
     pub weights: WeightStorage,
     /// Threads for one step (0 or 1: the calling thread only). With `std`, `threads - 1`
     /// workers are started at load and kept until the policy is dropped.
@@ -151,6 +154,12 @@ impl Policy {
             return Err(config_err(
                 "weights",
                 format!("the bf16 compute path needs AVX-512 BF16 (vdpbf16ps) or the Arm BF16 extension (BFDOT); the {isa:?} kernels on this CPU lack it"),
+            ));
+        }
+        if options.weights == WeightStorage::F16Compute && !isa.supports_f16_compute() {
+            return Err(config_err(
+                "weights",
+                format!("the fp16 compute path needs Arm FP16 arithmetic (FMLA .8H); the {isa:?} kernels on this CPU lack it"),
             ));
         }
         let weights = load_weights(&store, &config, Packing { isa, storage: options.weights })?;

@@ -25,11 +25,11 @@ pub fn on_main_thread() -> bool {
     false
 }
 
-/// Whether this run promises a bf16 kernel: scripts/test-aarch64.sh sets `ACT_EXPECT_BF16=1` for
-/// `qemu-aarch64 -cpu max`, whose CPU has the BF16 extension, so that a bf16 test cannot pass
-/// there by finding no kernel and skipping.
-pub fn bf16_expected() -> bool {
-    std::env::var_os("ACT_EXPECT_BF16").is_some()
+/// Whether this run promises a CPU feature (`bf16`, `fp16`): scripts/test-aarch64.sh sets
+/// `ACT_EXPECT_FEATURES=bf16,fp16` for `qemu-aarch64 -cpu max`, whose CPU has both, so that a test
+/// of those paths cannot pass there by finding no kernel and skipping.
+pub fn expects(feature: &str) -> bool {
+    std::env::var("ACT_EXPECT_FEATURES").is_ok_and(|v| v.split(',').any(|f| f.trim() == feature))
 }
 
 fn count() {

@@ -161,6 +161,26 @@ fn bf16_compute_without_a_bf16_kernel_is_a_config_error() {
     }
 }
 
+/// For every instruction set this CPU runs: without FP16 arithmetic the fp16 compute path is a
+/// config error naming it; with it (NEON on A76 and later) it loads.
+#[test]
+fn f16_compute_without_fp16_arithmetic_is_a_config_error() {
+    let t = Tiny::new();
+    let bytes = serialize(&t.values(1), Some(&t.config_json()), Dtype::F32);
+    for isa in act_core::Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+        let opts = Options { weights: act_core::WeightStorage::F16Compute, isa: Some(isa), ..Options::default() };
+        match Policy::from_bytes(&bytes, &opts) {
+            Ok(_) => assert!(isa.supports_f16_compute(), "{isa:?} loaded the fp16 path without FP16 arithmetic"),
+            Err(Error::Config { field, reason }) => {
+                assert!(!isa.supports_f16_compute(), "{isa:?} has FP16 arithmetic but refused: {reason}");
+                assert_eq!(field, "weights");
+                assert!(reason.contains("FP16 arithmetic") && reason.contains(&format!("{isa:?}")), "{reason}");
+            }
+            Err(e) => panic!("{isa:?}: expected a Config error, got {e}"),
+        }
+    }
+}
+
 /// Every instruction set this CPU cannot run (on x86: NEON; on aarch64: AVX2 and AVX-512) is a
 /// load error naming it, never a kernel run on the wrong machine; every one it can run loads.
 #[test]

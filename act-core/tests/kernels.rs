@@ -227,7 +227,7 @@ fn exp_approx_is_within_two_ulp_of_the_correctly_rounded_exp() {
 fn bf16_isa() -> Option<act_core::Isa> {
     let isa = act_core::Isa::ALL.into_iter().find(|i| i.supports_bf16());
     if isa.is_none() {
-        assert!(!common::bf16_expected(), "ACT_EXPECT_BF16 is set but this CPU has no bf16 kernel");
+        assert!(!common::expects("bf16"), "ACT_EXPECT_FEATURES has bf16 but this CPU has no bf16 kernel");
         eprintln!("SKIPPED: no bf16 kernel on this CPU (AVX-512 BF16 or Arm BF16)");
     }
     isa
@@ -301,5 +301,84 @@ fn bf16_convolution_matches_direct_convolution_over_rounded_values() {
         gemm(isa, &ConvA { input: &padded, geom: g }, packed.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial);
         let err = rel_err(&out, &want);
         assert!(err < 1e-6, "bf16 conv {h}x{w}x{cin}->{cout} k{k} s{stride}: rel err {err}");
+    }
+}
+
+/// The ISA of the fp16 compute path, or `None` (said on stderr) where this CPU cannot run it.
+fn f16_compute_isa() -> Option<act_core::Isa> {
+    let isa = act_core::Isa::ALL.into_iter().find(|i| i.supports_f16_compute());
+    if isa.is_none() {
+        assert!(!common::expects("fp16"), "ACT_EXPECT_FEATURES has fp16 but this CPU has no fp16 kernel");
+        eprintln!("SKIPPED: no fp16 compute kernel on this CPU (Arm FP16 arithmetic)");
+    }
+    isa
+}
+
+fn f16_round(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+/// The fp16 compute path rounds A and B to f16 and accumulates in f16 within each k block of 256
+/// (in f32 across blocks): against an f64 reference over the rounded values its error is that of
+/// f16 accumulation, well below 1e-2; a misplaced lane or row gives errors near 1.
+#[test]
+fn f16_compute_gemm_matches_naive_over_rounded_values() {
+    use act_core::kernels::pack::WeightStorage;
+    let Some(isa) = f16_compute_isa() else { return };
+    let mut rng = Rng(31);
+    // k not a multiple of 8 (the remainder loop), k > KC (two and three k blocks), m > MC, n not a
+    // multiple of NR, k = 0.
+    for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (13, 300, 33), (97, 257, 65), (200, 513, 40), (7, 0, 5), (8, 8, 8)] {
+        let a = rng.vec(m * k);
+        let b = rng.vec(k * n);
+        let bias = rng.vec(n);
+        let res = rng.vec(m * n);
+        let mut want = naive_gemm(&f16_round(&a), &f16_round(&b), m, k, n);
+        for i in 0..m {
+            for j in 0..n {
+                want[i * n + j] = (want[i * n + j] + bias[j] as f64 + res[i * n + j] as f64).max(0.0);
+            }
+        }
+        let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+        let packed = PackedB::from_fn_stored(k, n, isa.nr(), WeightStorage::F16Compute, |p, j| b[p * n + j]);
+        assert_eq!(packed.bytes(), n.div_ceil(isa.nr()) * isa.nr() * k * 2, "f16 packing size");
+        let mut c = vec![f32::NAN; m * n];
+        let epi = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
+        gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, epi, &Serial);
+        let err = rel_err(&c, &want);
+        assert!(err < 1e-2, "fp16 m={m} k={k} n={n}: rel err {err} against the rounded reference");
+        if k >= 64 {
+            let mut c0 = vec![0.0f32; m * n];
+            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c0, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
+            let exact: Vec<f32> = naive_gemm(&a, &b, m, k, n).iter().map(|&v| v as f32).collect();
+            let e = rel_err(&c0, &exact);
+            assert!(e > 1e-5 && e < 2e-2, "fp16 m={m} k={k} n={n}: error {e} against f32 is not f16-sized");
+        }
+    }
+}
+
+/// fp16 convolution over the padded NHWC image, including conv1's 21-value kernel rows and a k
+/// that crosses the KC block boundary mid-row.
+#[test]
+fn f16_compute_convolution_matches_direct_convolution_over_rounded_values() {
+    use act_core::kernels::pack::WeightStorage;
+    let Some(isa) = f16_compute_isa() else { return };
+    let mut rng = Rng(37);
+    for &(h, w, cin, cout, k, stride, pad, in_pad) in &[(17, 23, 3, 8, 7, 2, 3, 3), (9, 8, 40, 20, 3, 1, 1, 1), (10, 11, 24, 70, 3, 2, 1, 1), (6, 6, 40, 33, 1, 2, 0, 1)] {
+        let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride, pad, in_pad };
+        let x = rng.vec(h * w * cin);
+        let mut padded = vec![f32::NAN; g.input_len()];
+        pad_into(&x, h, w, cin, in_pad, &mut padded);
+        let wt = rng.vec(cout * cin * k * k);
+        let want = naive_conv(&f16_round(&x), &g, &f16_round(&wt), cout);
+        let packed = PackedB::from_fn_stored(g.k(), cout, isa.nr(), WeightStorage::F16Compute, |p, co| {
+            let (tap, ci) = (p / cin, p % cin);
+            wt[((co * cin + ci) * k + tap / k) * k + tap % k]
+        });
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let mut out = vec![0.0f32; oh * ow * cout];
+        gemm(isa, &ConvA { input: &padded, geom: g }, packed.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial);
+        let err = rel_err(&out, &want);
+        assert!(err < 1e-2, "fp16 conv {h}x{w}x{cin}->{cout} k{k} s{stride}: rel err {err}");
     }
 }

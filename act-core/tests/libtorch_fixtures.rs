@@ -4,7 +4,8 @@
 //! `$ACT_LIBTORCH_FIXTURES`; this test loads each checkpoint with the NEON kernels and compares.
 //! The same bounds as act-train/tests/agreement.rs on x86: f32 actions 1e-5 and intermediates
 //! 5e-5 relative; f16-stored weights 1e-2 (the BN-folded weights are rounded again); the bf16
-//! compute path (`BFDOT`, where the CPU has the BF16 extension) 3e-2.
+//! compute path (`BFDOT`, where the CPU has the BF16 extension) and the fp16 compute path
+//! (`FMLA .8H`, where it has FP16 arithmetic) 3e-2.
 #![cfg(target_arch = "aarch64")]
 mod common;
 use act_core::{Isa, Options, Policy, WeightStorage};
@@ -39,11 +40,18 @@ fn neon_policies_agree_with_libtorch() {
         // One bf16 case: BFDOT's round-to-odd sums make it the slowest under qemu, and the kernel
         // tests cover the bf16 GEMM and convolution shapes.
         ("tiny", WeightStorage::Bf16),
+        ("tiny", WeightStorage::F16Compute),
+        ("small", WeightStorage::F16Compute),
     ];
     for (name, storage) in cases {
         if storage == WeightStorage::Bf16 && !Isa::Neon.supports_bf16() {
-            assert!(!common::bf16_expected(), "ACT_EXPECT_BF16 is set but this CPU has no BF16 extension");
+            assert!(!common::expects("bf16"), "ACT_EXPECT_FEATURES has bf16 but this CPU has no BF16 extension");
             report.push_str(&format!("| {name} | Bf16 | not run: this CPU has no BF16 extension | |\n"));
+            continue;
+        }
+        if storage == WeightStorage::F16Compute && !Isa::Neon.supports_f16_compute() {
+            assert!(!common::expects("fp16"), "ACT_EXPECT_FEATURES has fp16 but this CPU has no FP16 arithmetic");
+            report.push_str(&format!("| {name} | F16Compute | not run: this CPU has no FP16 arithmetic | |\n"));
             continue;
         }
         let dir = fixtures().join(name);
@@ -81,7 +89,7 @@ fn neon_policies_agree_with_libtorch() {
         let (action_bound, inter_bound) = match storage {
             WeightStorage::F32 => (1e-5, 5e-5),
             WeightStorage::F16 => (1e-2, 1e-2),
-            WeightStorage::Bf16 => (3e-2, 3e-2),
+            WeightStorage::Bf16 | WeightStorage::F16Compute => (3e-2, 3e-2),
         };
         if worst_action > action_bound || worst_inter > inter_bound {
             failures.push(format!("{name}: actions {worst_action:.2e} (bound {action_bound:.0e}), intermediates {worst_inter:.2e} (bound {inter_bound:.0e})"));

@@ -22,7 +22,12 @@ fn predict_step_and_reset_allocate_nothing() {
     let mut action = [0.0f32; 14];
     let f32w = act_core::WeightStorage::F32;
     let mut cases = vec![(Ensembling::Coefficient(0.01), 1, f32w), (Ensembling::Disabled, 1, f32w), (Ensembling::Coefficient(0.01), 2, f32w)];
-    assert!(act_core::Isa::detect().supports_bf16() || !common::bf16_expected(), "ACT_EXPECT_BF16 is set but this CPU has no bf16 kernel");
+    assert!(act_core::Isa::detect().supports_bf16() || !common::expects("bf16"), "ACT_EXPECT_FEATURES has bf16 but this CPU has no bf16 kernel");
+    assert!(act_core::Isa::detect().supports_f16_compute() || !common::expects("fp16"), "ACT_EXPECT_FEATURES has fp16 but no fp16 kernel");
+    if act_core::Isa::detect().supports_f16_compute() {
+        // The fp16 path converts activations into a stack block too.
+        cases.push((Ensembling::Coefficient(0.01), 2, act_core::WeightStorage::F16Compute));
+    }
     if act_core::Isa::detect().supports_bf16() {
         // The bf16 path converts activations into a stack block, never the heap.
         cases.push((Ensembling::Coefficient(0.01), 2, act_core::WeightStorage::Bf16));

@@ -120,7 +120,7 @@ fn check(cases: Vec<Case>) {
         }
         let (act, inter, rounded) = run_case(case, 100 + i as i64);
         let bound = match (case.dtype, case.storage) {
-            (_, WeightStorage::Bf16) => 3e-2,
+            (_, WeightStorage::Bf16 | WeightStorage::F16Compute) => 3e-2,
             (WeightDtype::F32, WeightStorage::F32) => 1e-5,
             _ => 1e-2,
         };
@@ -130,12 +130,13 @@ fn check(cases: Vec<Case>) {
         let same_weights_bound = match case.storage {
             WeightStorage::F32 => 1e-5,
             WeightStorage::F16 => 1e-2,
-            WeightStorage::Bf16 => 3e-2,
+            WeightStorage::Bf16 | WeightStorage::F16Compute => 3e-2,
         };
         let dtype = match case.storage {
             WeightStorage::F32 => format!("{:?}", case.dtype),
             WeightStorage::F16 => format!("{:?}, f16 storage", case.dtype),
             WeightStorage::Bf16 => format!("{:?}, bf16 compute", case.dtype),
+            WeightStorage::F16Compute => format!("{:?}, fp16 compute", case.dtype),
         };
         report.push_str(&format!("| {} | {dtype} | {act:.2e} | {rounded:.2e} | {inter:.2e} |\n", case.name));
         if act > bound {

@@ -209,11 +209,12 @@ fn parse_options(options: *const act_options) -> Result<Options, Fail> {
         0 | 1 => act::WeightStorage::F32,
         2 => act::WeightStorage::F16,
         3 => act::WeightStorage::Bf16,
+        4 => act::WeightStorage::F16Compute,
         v => {
             return Err(global_fail(
                 ACT_ERR_UNSUPPORTED,
                 format_args!(
-                    "options.precision = {v}: ACT_PRECISION_F32, ACT_PRECISION_F16_WEIGHTS and ACT_PRECISION_BF16 are implemented"
+                    "options.precision = {v}: ACT_PRECISION_F32, ACT_PRECISION_F16_WEIGHTS, ACT_PRECISION_BF16 and ACT_PRECISION_F16 are implemented"
                 ),
             ));
         }

@@ -323,7 +323,7 @@ fn open_errors_are_statuses_with_messages() {
         (act_options { isa: act_isa::ACT_ISA_NEON as u32, ..d }, ACT_ERR_UNSUPPORTED, "Neon is not supported"),
         #[cfg(target_arch = "aarch64")]
         (act_options { isa: act_isa::ACT_ISA_AVX2 as u32, ..d }, ACT_ERR_UNSUPPORTED, "Avx2 is not supported"),
-        (act_options { precision: 4, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
+        (act_options { precision: 5, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
         // The scalar kernels have no bf16 path.
         (act_options { precision: act_precision::ACT_PRECISION_BF16 as u32, isa: 1, ..d }, ACT_ERR_CONFIG, "bf16"),
         (act_options { threads: 1000, ..d }, ACT_ERR_INVALID_ARGUMENT, "threads"),
@@ -359,7 +359,15 @@ fn open_errors_are_statuses_with_messages() {
         let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
         assert_eq!(s, ACT_ERR_CONFIG, "{m}");
     }
-    for (code, isa) in [(1u32, act::Isa::Scalar), (2, act::Isa::Avx2), (3, act::Isa::Avx512)] {
+    // fp16 compute opens exactly where the CPU has Arm FP16 arithmetic.
+    let o = act_options { precision: act_precision::ACT_PRECISION_F16 as u32, ..d };
+    if act::Isa::detect().supports_f16_compute() {
+        free(open_bytes(&bytes, Some(&o)).unwrap());
+    } else {
+        let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
+        assert!(s == ACT_ERR_CONFIG && m.contains("FP16 arithmetic"), "{s:?}: {m}");
+    }
+    for (code, isa) in [(1u32, act::Isa::Scalar), (2, act::Isa::Avx2), (3, act::Isa::Avx512), (4, act::Isa::Neon)] {
         let o = act_options { isa: code, ..d };
         if isa.is_supported() {
             let p = open_bytes(&bytes, Some(&o)).unwrap();

@@ -4,7 +4,7 @@
 //! Work is split over the executor's parts by row blocks, or by column panels when rows are few
 //! or B is wide (see `split`). Allocation-free.
 use super::exec::{run_dynamic, Executor};
-use super::kernel::{Bf16Kernel, Kernel, Segment};
+use super::kernel::{Bf16Kernel, F16Kernel, Kernel, Segment};
 use super::pack::{packed_b_len_bf16, ASource, BData, PackedBRef, RowMap};
 use super::Isa;
 use core::ops::Range;
@@ -56,6 +56,9 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
     if matches!(b.data, BData::F16(_)) {
         assert!(isa.supports_f16(), "gemm: f16 weights need F16C on this instruction set");
     }
+    if matches!(b.data, BData::F16Compute(_)) {
+        assert!(isa.supports_f16_compute(), "gemm: the fp16 compute path needs FP16 arithmetic; {isa:?} on this CPU has none");
+    }
     let (m, n) = (a.rows(), b.n);
     if m == 0 || n == 0 {
         return;
@@ -80,6 +83,14 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
             Isa::Neon => split(a, b, out, c_map, epi, exec, || Bf16Rows::<super::neon::Neon>::new(d, b.k)),
             _ => unreachable!("bf16 weights admitted for {isa:?}, which has no bf16 kernel"),
         };
+    }
+    if let BData::F16Compute(d) = b.data {
+        // Admitted above only where `isa` has an fp16 kernel.
+        #[cfg(target_arch = "aarch64")]
+        if isa == Isa::Neon {
+            return split(a, b, out, c_map, epi, exec, || F16Rows::<super::neon::Neon>::new(d, b.k));
+        }
+        unreachable!("fp16 compute admitted for {isa:?}, which has no fp16 kernel ({} values)", d.len());
     }
     match isa {
         Isa::Scalar => split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::scalar::Scalar>::new(b)),
@@ -162,6 +173,7 @@ impl<K: Kernel> TileSource for InPlaceRows<'_, K> {
                 BData::F32(d) => K::run(segs, rows, d[b0..b1].as_ptr(), tile.as_mut_ptr()),
                 BData::F16(d) => K::run_f16(segs, rows, d[b0..b1].as_ptr(), tile.as_mut_ptr()),
                 BData::Bf16(_) => unreachable!("bf16 weights go to Bf16Rows"),
+                BData::F16Compute(_) => unreachable!("fp16 compute goes to F16Rows"),
             }
         }
     }
@@ -227,6 +239,64 @@ impl<K: Bf16Kernel> TileSource for Bf16Rows<'_, K> {
         // SAFETY: `ab` holds MR rows of lda = 2 kp halves, `bs` kp * 2 NR halves, `tile` MAX_TILE >=
         // MR * NR floats; the CPU has K's bf16 instructions (checked by `gemm_raw`).
         unsafe { K::run_bf16(kp, ab.as_ptr(), lda, bs.as_ptr(), tile.as_mut_ptr()) };
+    }
+}
+
+/// The fp16 compute path on an `F16Kernel` (Arm FP16 arithmetic): the A rows of one MC x KC block
+/// are converted to f16 once (segments joined) and reused across all panels; B is f16 in the
+/// `Kernel` panel layout. Each tile is one k block accumulated in f16; the driver adds blocks in
+/// f32 (`store_tile`), so f16 rounding accumulates over at most KC products.
+struct F16Rows<'b, K> {
+    /// B as halves, `Kernel` panel layout.
+    d: &'b [u16],
+    k: usize,
+    /// Prepared rows, `lda` halves apart.
+    a16: [u16; MC * KC],
+    lda: usize,
+    kernel: core::marker::PhantomData<K>,
+}
+
+#[cfg(target_arch = "aarch64")]
+const _: () = assert!(MC.is_multiple_of(<super::neon::Neon as F16Kernel>::MR));
+
+impl<'b, K: F16Kernel> F16Rows<'b, K> {
+    // Unused on architectures without an fp16 kernel.
+    #[allow(dead_code)]
+    fn new(d: &'b [u16], k: usize) -> Self {
+        F16Rows { d, k, a16: [0; MC * KC], lda: 0, kernel: core::marker::PhantomData }
+    }
+}
+
+impl<K: F16Kernel> TileSource for F16Rows<'_, K> {
+    const MR: usize = K::MR;
+    const NR: usize = K::NR;
+
+    fn prepare(&mut self, a: &impl ASource, segs: &[Segment], kc: usize, ic: usize, n_rows: usize) {
+        self.lda = kc;
+        let data = a.data();
+        for i in 0..n_rows {
+            let row = &data[a.row_offset((ic + i).min(a.rows() - 1))..];
+            let dst = &mut self.a16[i * kc..(i + 1) * kc];
+            let mut q = 0;
+            for s in segs {
+                // Rounded to nearest even; beyond f16's range (65504) a value becomes infinite.
+                for (d, &v) in dst[q..q + s.len].iter_mut().zip(&row[s.a_off..s.a_off + s.len]) {
+                    *d = half::f16::from_f32(v).to_bits();
+                }
+                q += s.len;
+            }
+        }
+    }
+
+    #[inline]
+    fn tile(&self, _: &[Segment], blk: usize, jp: usize, pc: usize, kc: usize, tile: &mut [f32; MAX_TILE]) {
+        let (mr, nr, lda) = (Self::MR, Self::NR, self.lda);
+        let b0 = (jp * self.k + pc) * nr;
+        let bs = &self.d[b0..b0 + kc * nr];
+        let ab = &self.a16[blk * mr * lda..(blk + 1) * mr * lda];
+        // SAFETY: `ab` holds MR rows of lda = kc halves, `bs` kc * NR halves, `tile` MAX_TILE >=
+        // MR * NR floats; the CPU has K's fp16 arithmetic (checked by `gemm_raw`).
+        unsafe { K::run_fp16(kc, ab.as_ptr(), lda, bs.as_ptr(), tile.as_mut_ptr()) };
     }
 }
 

@@ -57,3 +57,21 @@ pub trait Bf16Kernel {
     /// The CPU must have the kernel's bf16 instructions.
     unsafe fn to_bf16(src: &[f32], dst: &mut [u16]);
 }
+
+/// An fp16 microkernel (the fp16 compute path): A rounded to f16 per block by the caller, B stored
+/// as f16 in the `Kernel` panel layout, products accumulated in f16 over one k block and returned
+/// widened to f32 (the GEMM driver adds blocks in f32).
+pub trait F16Kernel {
+    /// Rows of the register tile.
+    const MR: usize;
+    /// Columns of the register tile (columns per packed B panel).
+    const NR: usize;
+
+    /// `tile (MR x NR) = A B` over `kc` k values, with A as MR rows of f16 (row i at `a + i * lda`)
+    /// and B as `kc` rows of NR halves.
+    ///
+    /// # Safety
+    /// `a` must be readable for `(MR - 1) * lda + kc` halves, `b` for `kc * NR` halves, `tile`
+    /// writable for `MR * NR` floats; the CPU must have the kernel's fp16 arithmetic.
+    unsafe fn run_fp16(kc: usize, a: *const u16, lda: usize, b: *const u16, tile: *mut f32);
+}

@@ -115,6 +115,18 @@ impl Isa {
         }
     }
 
+    /// Whether the fp16 compute path ([`WeightStorage::F16Compute`]) can run: NEON with FP16
+    /// arithmetic (`FMLA .8H`; Cortex-A76/A78, Neoverse N1 and later).
+    pub fn supports_f16_compute(self) -> bool {
+        match self {
+            #[cfg(all(target_arch = "aarch64", feature = "std"))]
+            Isa::Neon => self.is_supported() && std::arch::is_aarch64_feature_detected!("fp16"),
+            #[cfg(all(target_arch = "aarch64", not(feature = "std")))]
+            Isa::Neon => cfg!(target_feature = "fp16"),
+            _ => false,
+        }
+    }
+
     /// Columns per packed panel of the B operand for this ISA's microkernel.
     pub fn nr(self) -> usize {
         match self {

@@ -7,13 +7,16 @@ use alloc::vec::Vec;
 
 /// How packed weights are stored: f32, IEEE f16 (half the memory) widened inside the kernel, or
 /// bf16 for the bf16 compute path (AVX-512 BF16 or Arm BF16), where the GEMM's activations are
-/// rounded to bf16 as well and products accumulate in f32 (`vdpbf16ps` / `BFDOT`).
+/// rounded to bf16 as well and products accumulate in f32 (`vdpbf16ps` / `BFDOT`), or f16 for the
+/// fp16 compute path (Arm FP16 arithmetic), where activations are rounded to f16 as well and
+/// products accumulate in f16 within each k block of 256 and in f32 across blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WeightStorage {
     #[default]
     F32,
     F16,
     Bf16,
+    F16Compute,
 }
 
 /// How a policy packs its weights at load: for which kernel, stored how.
@@ -37,6 +40,8 @@ pub enum PackedData {
     F16(Vec<u16>),
     /// bf16 bit patterns in k pairs, see [`bf16_index`].
     Bf16(Vec<u16>),
+    /// f16 bit patterns laid out as `F16`, for the fp16 compute path.
+    F16Compute(Vec<u16>),
 }
 
 /// B operand packed in panels of `nr` columns: element (p, j) of the k x n matrix lives at
@@ -55,13 +60,14 @@ pub enum BData<'a> {
     F32(&'a [f32]),
     F16(&'a [u16]),
     Bf16(&'a [u16]),
+    F16Compute(&'a [u16]),
 }
 
 impl BData<'_> {
     pub fn len(&self) -> usize {
         match self {
             BData::F32(d) => d.len(),
-            BData::F16(d) | BData::Bf16(d) => d.len(),
+            BData::F16(d) | BData::Bf16(d) | BData::F16Compute(d) => d.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -140,6 +146,10 @@ impl PackedB {
                 let halves = d.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
                 PackedB { data: PackedData::F16(halves), ..packed }
             }
+            (WeightStorage::F16Compute, PackedData::F32(d)) => {
+                let halves = d.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+                PackedB { data: PackedData::F16Compute(halves), ..packed }
+            }
             (_, data) => PackedB { data, ..packed },
         }
     }
@@ -154,7 +164,7 @@ impl PackedB {
     pub fn bytes(&self) -> usize {
         match &self.data {
             PackedData::F32(d) => d.len() * 4,
-            PackedData::F16(d) | PackedData::Bf16(d) => d.len() * 2,
+            PackedData::F16(d) | PackedData::Bf16(d) | PackedData::F16Compute(d) => d.len() * 2,
         }
     }
 
@@ -163,6 +173,7 @@ impl PackedB {
             PackedData::F32(d) => BData::F32(d),
             PackedData::F16(d) => BData::F16(d),
             PackedData::Bf16(d) => BData::Bf16(d),
+            PackedData::F16Compute(d) => BData::F16Compute(d),
         };
         PackedBRef { k: self.k, n: self.n, nr: self.nr, data }
     }
