@@ -39,7 +39,9 @@ pub struct Options {
     /// accumulate in f32; AVX-512 BF16 or Arm BF16 only, relative error near 1e-2 instead of 1e-6);
     /// or f16 compute (Arm FP16 arithmetic only: weights and GEMM / convolution inputs in f16,
     /// products accumulated in f16 over each k block of 256 and in f32 across blocks; twice the
-    /// f32 rate; relative error near 1e-2; activations must stay within f16's range, 65504).
+    /// multiply-adds per instruction of f32; relative error near 1e-2; activations, products and
+    /// the partial sums within a k block must stay within f16's range, 65504, or the actions
+    /// become non-finite).
     pub weights: WeightStorage,
     /// Threads for one step (0 or 1: the calling thread only). With `std`, `threads - 1`
     /// workers are started at load and kept until the policy is dropped.

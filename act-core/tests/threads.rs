@@ -81,8 +81,18 @@ fn threaded_gemm_equals_serial() {
         let b = rng.vec(k * n);
         let bias = rng.vec(n);
         let res = rng.vec(m * n);
-        for isa in isas() {
-            let packed = PackedB::from_fn(k, n, isa.nr(), |p, j| b[p * n + j]);
+        // Every weight storage each ISA runs, so the bf16 and fp16 tile sources are split too.
+        let storages = |isa: act_core::Isa| {
+            use act_core::WeightStorage::*;
+            [F32, F16, Bf16, F16Compute].into_iter().filter(move |&s| match s {
+                F32 => true,
+                F16 => isa.supports_f16(),
+                Bf16 => isa.supports_bf16(),
+                F16Compute => isa.supports_f16_compute(),
+            })
+        };
+        for (isa, storage) in isas().into_iter().flat_map(|i| storages(i).map(move |s| (i, s))) {
+            let packed = PackedB::from_fn_stored(k, n, isa.nr(), storage, |p, j| b[p * n + j]);
             let epi = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
             let run = |exec: &dyn act_core::kernels::Executor| {
                 let mut c = vec![f32::NAN; m * n];
@@ -90,7 +100,7 @@ fn threaded_gemm_equals_serial() {
                 c
             };
             let (serial, threaded) = (run(&Serial), run(&pool));
-            assert!(serial.iter().zip(&threaded).all(|(s, t)| s.to_bits() == t.to_bits()), "{isa:?} gemm {m}x{k}x{n}: threaded differs");
+            assert!(serial.iter().zip(&threaded).all(|(s, t)| s.to_bits() == t.to_bits()), "{isa:?} {storage:?} gemm {m}x{k}x{n}: threaded differs");
         }
     }
 }

@@ -83,9 +83,10 @@ pub enum act_precision {
     ACT_PRECISION_BF16 = 3,
     /// fp16 compute: weights stored as f16, the inputs of every weight GEMM and convolution
     /// rounded to f16, products accumulated in f16 over each k block of 256 and in f32 across
-    /// blocks (`FMLA .8H`, twice the f32 rate). Needs Arm FP16 arithmetic (Cortex-A76/A78,
-    /// Neoverse N1 and later); elsewhere opening fails with `ACT_ERR_CONFIG`. Results within about
-    /// 1e-2 of f32; activations must stay within f16's range (65504).
+    /// blocks (`FMLA .8H`, twice the multiply-adds per instruction of f32). Needs Arm FP16
+    /// arithmetic (Cortex-A76/A78, Neoverse N1 and later); elsewhere opening fails with
+    /// `ACT_ERR_CONFIG`. Results within about 1e-2 of f32; activations, products and partial sums
+    /// must stay within f16's range (65504), or the actions become non-finite.
     ACT_PRECISION_F16 = 4,
 }
 

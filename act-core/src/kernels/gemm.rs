@@ -8,6 +8,7 @@ use super::kernel::{Bf16Kernel, F16Kernel, Kernel, Segment};
 use super::pack::{packed_b_len_bf16, ASource, BData, PackedBRef, RowMap};
 use super::Isa;
 use core::ops::Range;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
 /// Depth of one k block: a KC x NR panel slice stays in L1.
 const KC: usize = 256;
@@ -195,7 +196,11 @@ struct Bf16Rows<'b, K> {
 
 const _: () = assert!(KC.is_multiple_of(2), "bf16 k blocks must start on a pair");
 #[cfg(target_arch = "x86_64")]
-const _: () = assert!(MC.is_multiple_of(<super::avx512::Avx512 as Bf16Kernel>::MR));
+const _: () = assert!(
+    MC.is_multiple_of(<super::avx512::Avx512 as Bf16Kernel>::MR)
+        && <super::avx512::Avx512 as Bf16Kernel>::NR == <super::avx512::Avx512 as Kernel>::NR,
+    "the bf16 tile must use the panel width weights are packed with (Isa::nr)"
+);
 #[cfg(target_arch = "aarch64")]
 const _: () = assert!(MC.is_multiple_of(<super::neon::Neon as Bf16Kernel>::MR));
 
@@ -257,7 +262,12 @@ struct F16Rows<'b, K> {
 }
 
 #[cfg(target_arch = "aarch64")]
-const _: () = assert!(MC.is_multiple_of(<super::neon::Neon as F16Kernel>::MR));
+const _: () = assert!(
+    MC.is_multiple_of(<super::neon::Neon as F16Kernel>::MR)
+        && <super::neon::Neon as F16Kernel>::NR == <super::neon::Neon as Kernel>::NR
+        && <super::neon::Neon as Bf16Kernel>::NR == <super::neon::Neon as Kernel>::NR,
+    "the fp16 and bf16 tiles must use the panel width weights are packed with (Isa::nr)"
+);
 
 impl<'b, K: F16Kernel> F16Rows<'b, K> {
     // Unused on architectures without an fp16 kernel.
@@ -279,10 +289,10 @@ impl<K: F16Kernel> TileSource for F16Rows<'_, K> {
             let dst = &mut self.a16[i * kc..(i + 1) * kc];
             let mut q = 0;
             for s in segs {
-                // Rounded to nearest even; beyond f16's range (65504) a value becomes infinite.
-                for (d, &v) in dst[q..q + s.len].iter_mut().zip(&row[s.a_off..s.a_off + s.len]) {
-                    *d = half::f16::from_f32(v).to_bits();
-                }
+                // Rounded to nearest even (vectorised by `half` where the CPU converts f16); beyond
+                // f16's range (65504) a value becomes infinite.
+                let halves: &mut [half::f16] = dst[q..q + s.len].reinterpret_cast_mut();
+                halves.convert_from_f32_slice(&row[s.a_off..s.a_off + s.len]);
                 q += s.len;
             }
         }

@@ -66,8 +66,8 @@ impl BRow for F16B {
 #[inline(always)]
 fn widen(h: uint16x8_t) -> (float32x4_t, float32x4_t) {
     let (lo, hi): (float32x4_t, float32x4_t);
-    // SAFETY: FCVTL/FCVTL2 (base Advanced SIMD) only read `h` and write the two outputs; no
-    // memory, no flags. `lo` is a plain `out`, so it cannot share `h`'s register before FCVTL2.
+    // SAFETY: FCVTL/FCVTL2 (base Advanced SIMD) only read `h` and write the two outputs (and
+    // FPSR's cumulative exception bits, so no `preserves_flags`); no memory. `lo` is a plain `out`, so it cannot share `h`'s register before FCVTL2.
     unsafe {
         core::arch::asm!(
             "fcvtl {lo:v}.4s, {h:v}.4h",
@@ -75,7 +75,7 @@ fn widen(h: uint16x8_t) -> (float32x4_t, float32x4_t) {
             h = in(vreg) h,
             lo = out(vreg) lo,
             hi = out(vreg) hi,
-            options(pure, nomem, nostack, preserves_flags),
+            options(pure, nomem, nostack),
         );
     }
     (lo, hi)
@@ -165,7 +165,7 @@ macro_rules! bfdot {
             acc = inout(vreg) $acc,
             b = in(vreg) $b,
             a = in(vreg) $a,
-            options(pure, nomem, nostack, preserves_flags),
+            options(pure, nomem, nostack),
         )
     };
 }
@@ -241,7 +241,7 @@ macro_rules! fmla_h {
             acc = inout(vreg) $acc,
             b = in(vreg) $b,
             a = in(vreg_low16) $a,
-            options(pure, nomem, nostack, preserves_flags),
+            options(pure, nomem, nostack),
         )
     };
 }
