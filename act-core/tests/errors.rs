@@ -140,45 +140,37 @@ fn open_reports_missing_files_and_directories_without_model() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// For every instruction set this CPU runs: without a bf16 kernel (Scalar, AVX2, AVX-512 without
-/// BF16, NEON without the BF16 extension) the bf16 compute path is a config error naming what is
-/// missing; with one it loads.
-#[test]
-fn bf16_compute_without_a_bf16_kernel_is_a_config_error() {
+/// For every instruction set this CPU runs, `storage` loads where `supported(isa)` and is
+/// otherwise a config error on `weights` whose reason names the ISA and every word of `names`.
+fn check_compute_path_refusal(storage: act_core::WeightStorage, supported: fn(act_core::Isa) -> bool, names: &[&str]) {
     let t = Tiny::new();
     let bytes = serialize(&t.values(1), Some(&t.config_json()), Dtype::F32);
     for isa in act_core::Isa::ALL.into_iter().filter(|i| i.is_supported()) {
-        let opts = Options { weights: act_core::WeightStorage::Bf16, isa: Some(isa), ..Options::default() };
+        let opts = Options { weights: storage, isa: Some(isa), ..Options::default() };
         match Policy::from_bytes(&bytes, &opts) {
-            Ok(_) => assert!(isa.supports_bf16(), "{isa:?} loaded the bf16 path without a bf16 kernel"),
+            Ok(_) => assert!(supported(isa), "{isa:?} loaded {storage:?} without the instructions for it"),
             Err(Error::Config { field, reason }) => {
-                assert!(!isa.supports_bf16(), "{isa:?} has a bf16 kernel but refused: {reason}");
+                assert!(!supported(isa), "{isa:?} has the instructions for {storage:?} but refused: {reason}");
                 assert_eq!(field, "weights");
-                assert!(reason.contains("AVX-512 BF16") && reason.contains("Arm BF16") && reason.contains(&format!("{isa:?}")), "{reason}");
+                assert!(names.iter().all(|w| reason.contains(w)) && reason.contains(&format!("{isa:?}")), "{reason}");
             }
             Err(e) => panic!("{isa:?}: expected a Config error, got {e}"),
         }
     }
 }
 
-/// For every instruction set this CPU runs: without FP16 arithmetic the fp16 compute path is a
-/// config error naming it; with it (NEON on A76 and later) it loads.
+/// Without a bf16 kernel (Scalar, AVX2, AVX-512 without BF16, NEON without the BF16 extension) the
+/// bf16 compute path is a config error naming what is missing; with one it loads.
+#[test]
+fn bf16_compute_without_a_bf16_kernel_is_a_config_error() {
+    check_compute_path_refusal(act_core::WeightStorage::Bf16, act_core::Isa::supports_bf16, &["AVX-512 BF16", "Arm BF16"]);
+}
+
+/// Without FP16 arithmetic the fp16 compute path is a config error naming it; with it (NEON on
+/// A76 and later) it loads.
 #[test]
 fn f16_compute_without_fp16_arithmetic_is_a_config_error() {
-    let t = Tiny::new();
-    let bytes = serialize(&t.values(1), Some(&t.config_json()), Dtype::F32);
-    for isa in act_core::Isa::ALL.into_iter().filter(|i| i.is_supported()) {
-        let opts = Options { weights: act_core::WeightStorage::F16Compute, isa: Some(isa), ..Options::default() };
-        match Policy::from_bytes(&bytes, &opts) {
-            Ok(_) => assert!(isa.supports_f16_compute(), "{isa:?} loaded the fp16 path without FP16 arithmetic"),
-            Err(Error::Config { field, reason }) => {
-                assert!(!isa.supports_f16_compute(), "{isa:?} has FP16 arithmetic but refused: {reason}");
-                assert_eq!(field, "weights");
-                assert!(reason.contains("FP16 arithmetic") && reason.contains(&format!("{isa:?}")), "{reason}");
-            }
-            Err(e) => panic!("{isa:?}: expected a Config error, got {e}"),
-        }
-    }
+    check_compute_path_refusal(act_core::WeightStorage::F16Compute, act_core::Isa::supports_f16_compute, &["FP16 arithmetic"]);
 }
 
 /// Every instruction set this CPU cannot run (on x86: NEON; on aarch64: AVX2 and AVX-512) is a

@@ -237,62 +237,66 @@ fn bf16_round(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect()
 }
 
-/// The bf16 compute path rounds A and B to bf16, multiplies exactly and accumulates in f32: it
-/// must match an f64 reference over the rounded values to f32 accumulation error, and differ
-/// from the unrounded result by about bf16's precision.
-#[test]
-fn bf16_gemm_matches_naive_over_rounded_values() {
-    use act_core::kernels::pack::WeightStorage;
-    let Some(isa) = bf16_isa() else { return };
-    let mut rng = Rng(23);
-    // Odd k (the last pair padded), k > KC (256) and odd at the block boundary, m > MC (96),
-    // n not a multiple of NR (32 on x86, 8 on Arm), k = 0, k pairs not a multiple of 4 (Arm's
-    // remainder loop).
-    for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (13, 300, 33), (97, 257, 65), (200, 513, 40), (7, 0, 5), (6, 2, 32)] {
+/// A low-precision compute path under test: the weight storage that selects it, how it rounds
+/// its inputs, its error bound against an f64 reference over the rounded values, and the open
+/// interval its error against the unrounded f32 result must fall in (its precision shows, and no
+/// more).
+struct Rounded {
+    name: &'static str,
+    storage: act_core::kernels::pack::WeightStorage,
+    round: fn(&[f32]) -> Vec<f32>,
+    bound: f64,
+    vs_f32: (f64, f64),
+    /// Bytes of a packed k x n B for panel width nr.
+    packed_bytes: fn(usize, usize, usize) -> usize,
+}
+
+/// GEMM with bias, residual and ReLU on `path` against naive f64 over the rounded values.
+fn check_rounded_gemm(isa: act_core::Isa, path: &Rounded, seed: u64, shapes: &[(usize, usize, usize)]) {
+    let mut rng = Rng(seed);
+    let name = path.name;
+    for &(m, k, n) in shapes {
         let a = rng.vec(m * k);
         let b = rng.vec(k * n);
         let bias = rng.vec(n);
         let res = rng.vec(m * n);
-        let mut want = naive_gemm(&bf16_round(&a), &bf16_round(&b), m, k, n);
+        let mut want = naive_gemm(&(path.round)(&a), &(path.round)(&b), m, k, n);
         for i in 0..m {
             for j in 0..n {
                 want[i * n + j] = (want[i * n + j] + bias[j] as f64 + res[i * n + j] as f64).max(0.0);
             }
         }
         let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-        let packed = PackedB::from_fn_stored(k, n, isa.nr(), WeightStorage::Bf16, |p, j| b[p * n + j]);
-        let nr = isa.nr();
-        assert_eq!(packed.bytes(), n.div_ceil(nr) * nr * k.div_ceil(2) * 2 * 2, "bf16 packing size");
+        let packed = PackedB::from_fn_stored(k, n, isa.nr(), path.storage, |p, j| b[p * n + j]);
+        assert_eq!(packed.bytes(), (path.packed_bytes)(k, n, isa.nr()), "{name} packing size");
         let mut c = vec![f32::NAN; m * n];
         let epi = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
         gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, epi, &Serial);
         let err = rel_err(&c, &want);
-        assert!(err < 1e-6, "bf16 m={m} k={k} n={n}: rel err {err} against the rounded reference");
+        assert!(err < path.bound, "{name} m={m} k={k} n={n}: rel err {err} against the rounded reference");
         if k >= 64 {
             let exact: Vec<f32> = naive_gemm(&a, &b, m, k, n).iter().map(|&v| v as f32).collect();
             let mut c0 = vec![0.0f32; m * n];
             gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c0, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
             let e = rel_err(&c0, &exact);
-            assert!(e > 1e-4 && e < 2e-2, "bf16 m={m} k={k} n={n}: error {e} against f32 is not bf16-sized");
+            assert!(e > path.vs_f32.0 && e < path.vs_f32.1, "{name} m={m} k={k} n={n}: error {e} against f32 is not {name}-sized");
         }
     }
 }
 
-/// bf16 convolution over the padded NHWC image, including conv1's odd 21-value kernel rows
-/// (segments joined before pairing) and a k that crosses the KC block boundary mid-row.
-#[test]
-fn bf16_convolution_matches_direct_convolution_over_rounded_values() {
-    use act_core::kernels::pack::WeightStorage;
-    let Some(isa) = bf16_isa() else { return };
-    let mut rng = Rng(29);
+/// Convolution on `path` over the padded NHWC image, including conv1's odd 21-value kernel rows
+/// and a k that crosses the KC block boundary mid-row, against direct convolution over the
+/// rounded values.
+fn check_rounded_convolution(isa: act_core::Isa, path: &Rounded, seed: u64) {
+    let mut rng = Rng(seed);
     for &(h, w, cin, cout, k, stride, pad, in_pad) in &[(17, 23, 3, 8, 7, 2, 3, 3), (9, 8, 40, 20, 3, 1, 1, 1), (10, 11, 24, 70, 3, 2, 1, 1), (6, 6, 40, 33, 1, 2, 0, 1)] {
         let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride, pad, in_pad };
         let x = rng.vec(h * w * cin);
         let mut padded = vec![f32::NAN; g.input_len()];
         pad_into(&x, h, w, cin, in_pad, &mut padded);
         let wt = rng.vec(cout * cin * k * k);
-        let want = naive_conv(&bf16_round(&x), &g, &bf16_round(&wt), cout);
-        let packed = PackedB::from_fn_stored(g.k(), cout, isa.nr(), WeightStorage::Bf16, |p, co| {
+        let want = naive_conv(&(path.round)(&x), &g, &(path.round)(&wt), cout);
+        let packed = PackedB::from_fn_stored(g.k(), cout, isa.nr(), path.storage, |p, co| {
             let (tap, ci) = (p / cin, p % cin);
             wt[((co * cin + ci) * k + tap / k) * k + tap % k]
         });
@@ -300,8 +304,35 @@ fn bf16_convolution_matches_direct_convolution_over_rounded_values() {
         let mut out = vec![0.0f32; oh * ow * cout];
         gemm(isa, &ConvA { input: &padded, geom: g }, packed.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial);
         let err = rel_err(&out, &want);
-        assert!(err < 1e-6, "bf16 conv {h}x{w}x{cin}->{cout} k{k} s{stride}: rel err {err}");
+        assert!(err < path.bound, "{} conv {h}x{w}x{cin}->{cout} k{k} s{stride}: rel err {err}", path.name);
     }
+}
+
+/// bf16 rounds A and B to bf16, multiplies exactly and accumulates in f32: f32 accumulation error
+/// against the rounded reference, about bf16's precision against f32.
+const BF16: Rounded = Rounded {
+    name: "bf16",
+    storage: act_core::kernels::pack::WeightStorage::Bf16,
+    round: bf16_round,
+    bound: 1e-6,
+    vs_f32: (1e-4, 2e-2),
+    packed_bytes: |k, n, nr| n.div_ceil(nr) * nr * k.div_ceil(2) * 2 * 2,
+};
+
+#[test]
+fn bf16_gemm_matches_naive_over_rounded_values() {
+    let Some(isa) = bf16_isa() else { return };
+    // Odd k (the last pair padded), k > KC (256) and odd at the block boundary, m > MC (96),
+    // n not a multiple of NR (32 on x86, 8 on Arm), k = 0, k pairs not a multiple of 4 (Arm's
+    // remainder loop).
+    check_rounded_gemm(isa, &BF16, 23, &[(1, 1, 1), (5, 3, 17), (13, 300, 33), (97, 257, 65), (200, 513, 40), (7, 0, 5), (6, 2, 32)]);
+}
+
+/// Segments joined before pairing (conv1's 21-value kernel rows).
+#[test]
+fn bf16_convolution_matches_direct_convolution_over_rounded_values() {
+    let Some(isa) = bf16_isa() else { return };
+    check_rounded_convolution(isa, &BF16, 29);
 }
 
 /// The ISA of the fp16 compute path, or `None` (said on stderr) where this CPU cannot run it.
@@ -318,67 +349,28 @@ fn f16_round(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
 }
 
-/// The fp16 compute path rounds A and B to f16 and accumulates in f16 within each k block of 256
-/// (in f32 across blocks): against an f64 reference over the rounded values its error is that of
-/// f16 accumulation, well below 1e-2; a misplaced lane or row gives errors near 1.
+/// fp16 rounds A and B to f16 and accumulates in f16 within each k block of 256 (in f32 across
+/// blocks): its error against the rounded reference is that of f16 accumulation, well below 1e-2;
+/// a misplaced lane or row gives errors near 1.
+const FP16: Rounded = Rounded {
+    name: "fp16",
+    storage: act_core::kernels::pack::WeightStorage::F16Compute,
+    round: f16_round,
+    bound: 1e-2,
+    vs_f32: (1e-5, 2e-2),
+    packed_bytes: |k, n, nr| n.div_ceil(nr) * nr * k * 2,
+};
+
 #[test]
 fn f16_compute_gemm_matches_naive_over_rounded_values() {
-    use act_core::kernels::pack::WeightStorage;
     let Some(isa) = f16_compute_isa() else { return };
-    let mut rng = Rng(31);
     // k not a multiple of 8 (the remainder loop), k > KC (two and three k blocks), m > MC, n not a
     // multiple of NR, k = 0.
-    for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (13, 300, 33), (97, 257, 65), (200, 513, 40), (7, 0, 5), (8, 8, 8)] {
-        let a = rng.vec(m * k);
-        let b = rng.vec(k * n);
-        let bias = rng.vec(n);
-        let res = rng.vec(m * n);
-        let mut want = naive_gemm(&f16_round(&a), &f16_round(&b), m, k, n);
-        for i in 0..m {
-            for j in 0..n {
-                want[i * n + j] = (want[i * n + j] + bias[j] as f64 + res[i * n + j] as f64).max(0.0);
-            }
-        }
-        let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-        let packed = PackedB::from_fn_stored(k, n, isa.nr(), WeightStorage::F16Compute, |p, j| b[p * n + j]);
-        assert_eq!(packed.bytes(), n.div_ceil(isa.nr()) * isa.nr() * k * 2, "f16 packing size");
-        let mut c = vec![f32::NAN; m * n];
-        let epi = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
-        gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, epi, &Serial);
-        let err = rel_err(&c, &want);
-        assert!(err < 1e-2, "fp16 m={m} k={k} n={n}: rel err {err} against the rounded reference");
-        if k >= 64 {
-            let mut c0 = vec![0.0f32; m * n];
-            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c0, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
-            let exact: Vec<f32> = naive_gemm(&a, &b, m, k, n).iter().map(|&v| v as f32).collect();
-            let e = rel_err(&c0, &exact);
-            assert!(e > 1e-5 && e < 2e-2, "fp16 m={m} k={k} n={n}: error {e} against f32 is not f16-sized");
-        }
-    }
+    check_rounded_gemm(isa, &FP16, 31, &[(1, 1, 1), (5, 3, 17), (13, 300, 33), (97, 257, 65), (200, 513, 40), (7, 0, 5), (8, 8, 8)]);
 }
 
-/// fp16 convolution over the padded NHWC image, including conv1's 21-value kernel rows and a k
-/// that crosses the KC block boundary mid-row.
 #[test]
 fn f16_compute_convolution_matches_direct_convolution_over_rounded_values() {
-    use act_core::kernels::pack::WeightStorage;
     let Some(isa) = f16_compute_isa() else { return };
-    let mut rng = Rng(37);
-    for &(h, w, cin, cout, k, stride, pad, in_pad) in &[(17, 23, 3, 8, 7, 2, 3, 3), (9, 8, 40, 20, 3, 1, 1, 1), (10, 11, 24, 70, 3, 2, 1, 1), (6, 6, 40, 33, 1, 2, 0, 1)] {
-        let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride, pad, in_pad };
-        let x = rng.vec(h * w * cin);
-        let mut padded = vec![f32::NAN; g.input_len()];
-        pad_into(&x, h, w, cin, in_pad, &mut padded);
-        let wt = rng.vec(cout * cin * k * k);
-        let want = naive_conv(&f16_round(&x), &g, &f16_round(&wt), cout);
-        let packed = PackedB::from_fn_stored(g.k(), cout, isa.nr(), WeightStorage::F16Compute, |p, co| {
-            let (tap, ci) = (p / cin, p % cin);
-            wt[((co * cin + ci) * k + tap / k) * k + tap % k]
-        });
-        let (oh, ow) = (g.out_h(), g.out_w());
-        let mut out = vec![0.0f32; oh * ow * cout];
-        gemm(isa, &ConvA { input: &padded, geom: g }, packed.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial);
-        let err = rel_err(&out, &want);
-        assert!(err < 1e-2, "fp16 conv {h}x{w}x{cin}->{cout} k{k} s{stride}: rel err {err}");
-    }
+    check_rounded_convolution(isa, &FP16, 37);
 }
