@@ -79,10 +79,14 @@ fn setup() -> &'static Setup {
     })
 }
 
-fn pkg_config(args: &[&str]) -> Vec<String> {
-    let s = setup();
-    let out = ok(Command::new("pkg-config").args(args).arg("act_core").env("PKG_CONFIG_PATH", s.prefix.join("lib/pkgconfig")));
+/// pkg-config's answer for act_core installed in `prefix`.
+fn pkg_config_at(prefix: &Path, args: &[&str]) -> Vec<String> {
+    let out = ok(Command::new("pkg-config").args(args).arg("act_core").env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig")));
     out.split_whitespace().map(str::to_owned).collect()
+}
+
+fn pkg_config(args: &[&str]) -> Vec<String> {
+    pkg_config_at(&setup().prefix, args)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -106,25 +110,30 @@ fn build(lang: Lang, link: Link) -> PathBuf {
         Lang::Cpp => ("g++", "-std=c++17", examples.join("control_loop.cpp")),
     };
     let exe = s.dir.join(format!("control_loop_{lang:?}_{link:?}").to_lowercase());
-    let mut cmd = Command::new(compiler);
-    cmd.args([std, "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-pedantic"]).args(pkg_config(&["--cflags"])).arg(&src).arg("-o").arg(&exe);
-    match link {
-        Link::Shared => {
-            let libdir = s.prefix.join("lib");
-            cmd.args(pkg_config(&["--libs"])).arg(format!("-Wl,-rpath,{}", libdir.display()));
-        }
-        Link::Static => {
-            // The archive itself, then what it needs (Libs.private), with the dynamic -lact_core dropped.
-            cmd.arg(s.prefix.join("lib/libact_core.a"));
-            cmd.args(pkg_config(&["--static", "--libs-only-l"]).into_iter().filter(|f| f != "-lact_core"));
-        }
-    }
-    ok(&mut cmd);
+    compile(compiler, std, &src, &s.prefix, link, &exe);
     if link == Link::Static {
         let deps = ok(Command::new("ldd").arg(&exe));
         assert!(!deps.contains("libact_core"), "the static build links libact_core.so:\n{deps}");
     }
     exe
+}
+
+/// Compiles `src` with `compiler` against act_core installed in `prefix`, through its pkg-config
+/// file, with warnings as errors, into `exe`.
+fn compile(compiler: &str, std: &str, src: &Path, prefix: &Path, link: Link, exe: &Path) {
+    let mut cmd = Command::new(compiler);
+    cmd.args([std, "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-pedantic"]).args(pkg_config_at(prefix, &["--cflags"])).arg(src).arg("-o").arg(exe);
+    match link {
+        Link::Shared => {
+            cmd.args(pkg_config_at(prefix, &["--libs"])).arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()));
+        }
+        Link::Static => {
+            // The archive itself, then what it needs (Libs.private), with the dynamic -lact_core dropped.
+            cmd.arg(prefix.join("lib/libact_core.a"));
+            cmd.args(pkg_config_at(prefix, &["--static", "--libs-only-l"]).into_iter().filter(|f| f != "-lact_core"));
+        }
+    }
+    ok(&mut cmd);
 }
 
 /// The actions act-core's Rust API gives for the examples' synthetic inputs: (first, last).
@@ -203,20 +212,10 @@ fn c_example_cross_built_for_aarch64_runs_under_qemu() {
     let install = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
     let said = ok(Command::new("bash").arg(&install).arg(&prefix).env("ACT_CORE_TARGET", TARGET).env("CARGO_TARGET_DIR", &target_dir));
     assert!(said.contains(&format!("for {TARGET}")), "{said}");
-    let pkg = |args: &[&str]| -> Vec<String> {
-        let out = ok(Command::new("pkg-config").args(args).arg("act_core").env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig")));
-        out.split_whitespace().map(str::to_owned).collect()
-    };
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/examples/control_loop.c");
     for link in [Link::Shared, Link::Static] {
         let exe = s.dir.join(format!("control_loop_aarch64_{link:?}").to_lowercase());
-        let mut cc = Command::new("aarch64-linux-gnu-gcc");
-        cc.args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]).args(pkg(&["--cflags"])).arg(&src).arg("-o").arg(&exe);
-        match link {
-            Link::Shared => cc.args(pkg(&["--libs"])).arg(format!("-Wl,-rpath,{}", prefix.join("lib").display())),
-            Link::Static => cc.arg(prefix.join("lib/libact_core.a")).args(pkg(&["--static", "--libs-only-l"]).into_iter().filter(|f| f != "-lact_core")),
-        };
-        ok(&mut cc);
+        compile("aarch64-linux-gnu-gcc", "-std=c11", &src, &prefix, link, &exe);
         let header = ok(Command::new("aarch64-linux-gnu-readelf").arg("-h").arg(&exe));
         assert!(header.contains("AArch64"), "{header}");
         let stdout = ok(Command::new("qemu-aarch64")
