@@ -26,6 +26,9 @@ pub enum Error {
     NonFiniteInput { input: &'static str, index: usize },
     /// A file could not be read (std only).
     Io { path: String, message: String },
+    /// The asynchronous stepper's inference thread stopped: a query failed or panicked
+    /// (`AsyncPolicy::failure` says which). The policy cannot produce new chunks.
+    InferenceFailed,
 }
 
 pub type Result<T> = core::result::Result<T, Error>;
@@ -51,6 +54,7 @@ impl fmt::Display for Error {
                 write!(f, "input `{input}` holds NaN or infinity at index {index}")
             }
             Error::Io { path, message } => write!(f, "cannot read `{path}`: {message}"),
+            Error::InferenceFailed => write!(f, "the inference thread stopped after a failed query; open the policy again"),
         }
     }
 }

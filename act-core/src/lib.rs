@@ -11,6 +11,9 @@
 
 extern crate alloc;
 
+#[cfg(feature = "std")]
+pub mod async_policy;
+pub mod blend;
 pub mod checkpoint;
 pub mod config;
 pub mod ensemble;
@@ -24,6 +27,9 @@ mod fs;
 #[cfg(feature = "std")]
 pub mod realtime;
 
+#[cfg(feature = "std")]
+pub use async_policy::{Alignment, AsyncOptions, AsyncPolicy, AsyncStats, ChunkSource};
+pub use blend::{Blend, ChunkBlender, Served};
 pub use checkpoint::{Normalization, Stats};
 pub use config::{Activation, Camera, Config};
 pub use ensemble::TemporalEnsembler;

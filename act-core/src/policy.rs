@@ -368,7 +368,7 @@ fn check_len(input: &'static str, expected: usize, found: usize) -> Result<()> {
     Ok(())
 }
 
-fn validate_inputs(cfg: &Config, qpos: &[f32], images: &[&[u8]]) -> Result<()> {
+pub(crate) fn validate_inputs(cfg: &Config, qpos: &[f32], images: &[&[u8]]) -> Result<()> {
     check_len("qpos", cfg.state_dim, qpos.len())?;
     if let Some(index) = qpos.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFiniteInput { input: "qpos", index });

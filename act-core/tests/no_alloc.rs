@@ -7,8 +7,12 @@ use std::sync::atomic::Ordering;
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
+/// The count is process-wide: one test at a time, or one test's loading counts in the other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn predict_step_and_reset_allocate_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // The counter leaves out the main thread (the harness's); this test must not run there.
     assert!(!common::on_main_thread(), "the allocation count would miss this thread");
     let mut t = Tiny::new();
@@ -50,5 +54,44 @@ fn predict_step_and_reset_allocate_nothing() {
         let again = Policy::from_bytes(&bytes, &Options::default()).unwrap();
         assert!(ALLOCATIONS.load(Ordering::SeqCst) > after);
         drop(again);
+    }
+}
+
+#[test]
+fn asynchronous_steps_allocate_nothing_on_either_thread() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(!common::on_main_thread(), "the allocation count would miss this thread");
+    let mut t = Tiny::new();
+    t.cameras = vec![("top", 32, 32)];
+    t.chunk = 20;
+    let bytes = t.checkpoint(3);
+    let img = image(32, 32, 1);
+    let mut action = [0.0f32; 14];
+    for blend in [act_core::Blend::Latest, act_core::Blend::Ensemble(0.01)] {
+        let policy = Policy::from_bytes(&bytes, &Options { threads: 2, ..Default::default() }).unwrap();
+        let options = act_core::AsyncOptions { blend, alignment: act_core::Alignment::Observation };
+        let mut p = act_core::AsyncPolicy::new(policy, options).unwrap();
+        // The first step waits for the first query; from then on both threads are in steady state.
+        p.step(&[0.1; 14], &[&img], &mut action).unwrap();
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        // Two episodes, each stepping until several queries have run (a busy machine may run them
+        // slowly; the count is what matters, not the time).
+        for episode in 0..2 {
+            let chunks = p.stats().chunks;
+            for i in 0..5000 {
+                p.step(&[0.01 * i as f32; 14], &[&img], &mut action).unwrap();
+                std::thread::sleep(std::time::Duration::from_micros(500));
+                if p.stats().chunks >= chunks + 4 {
+                    break;
+                }
+            }
+            if episode == 0 {
+                p.reset();
+            }
+        }
+        assert!(p.step(&[f32::NAN; 14], &[&img], &mut action).is_err());
+        let after = ALLOCATIONS.load(Ordering::SeqCst);
+        assert!(p.stats().chunks >= 9, "queries ran meanwhile: {:?}", p.stats());
+        assert_eq!(after - before, 0, "{blend:?}: {} allocations during asynchronous steps", after - before);
     }
 }

@@ -16,6 +16,10 @@ pub trait Backend {
     fn reset(&mut self);
     /// Write the action for this step; returns whether the policy network ran (a query).
     fn step(&mut self, qpos: &[f32; 14], images: &[&[u8]], action: &mut [f32; 14]) -> Result<bool>;
+    /// A line about how actions were served, printed after the table (latency simulation).
+    fn summary(&self) -> Option<String> {
+        None
+    }
 }
 
 /// When a backend queries its network.
@@ -27,7 +31,7 @@ pub enum Querying {
     Every(usize),
 }
 
-fn check_dims(state_dim: usize, action_dim: usize) -> Result<()> {
+pub(crate) fn check_dims(state_dim: usize, action_dim: usize) -> Result<()> {
     if state_dim != 14 || action_dim != 14 {
         bail!("the checkpoint has state_dim {state_dim} and action_dim {action_dim}; the simulated ALOHA needs 14 and 14");
     }

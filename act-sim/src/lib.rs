@@ -13,6 +13,7 @@ pub mod env;
 pub mod scene;
 pub mod scripted;
 pub mod eval;
+pub mod latency;
 pub mod video;
 
 pub use env::{EeEnv, JointEnv, Observation, StepResult};

@@ -12,6 +12,7 @@ use act_sim::env::{EeEnv, JointEnv};
 use act_sim::scripted::record_episode;
 use act_sim::video::{VideoWriter, ffmpeg_available, hconcat, write_png};
 use act_sim::eval::{ActCoreBackend, Backend, EvalConfig, Querying, TchBackend, evaluate, stage_names};
+use act_sim::latency::{Alignment, Blending, LatencyBackend, measured_latency_steps};
 use act_sim::{Task, scene};
 
 #[derive(Parser)]
@@ -105,6 +106,20 @@ enum Cmd {
         /// Steps per rollout (default: the task's episode length, 400).
         #[arg(long)]
         max_steps: Option<usize>,
+        /// Simulate a query that takes K control steps (20 ms each): the chunk computed from step
+        /// t's observation becomes usable at step t + K while the simulation runs on, as with
+        /// act-core's asynchronous stepper. 0: synchronous (the latency-free ideal). `auto`: act-core's
+        /// measured query time on this machine, in 20 ms steps, rounded up. act-core backend only.
+        #[arg(long, default_value = "0")]
+        latency_steps: String,
+        /// With --latency-steps: place a late chunk at its observation's step (aligned: skip its
+        /// stale head) or at its arrival (naive: play it from its first action).
+        #[arg(long, value_parser = ["aligned", "naive"], default_value = "aligned")]
+        alignment: String,
+        /// Query whenever the previous query is done and execute the newest chunk alone (instead of
+        /// chunk execution every --query-every steps, or --temporal-agg).
+        #[arg(long, conflicts_with_all = ["temporal_agg", "query_every"])]
+        latest_chunk: bool,
     },
     /// Print the generated MJCF of a task's scene.
     SceneXml {
@@ -154,11 +169,48 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Replay { episode, out } => replay(&episode, &out),
         Cmd::Render { task, seed, height, width, out } => render(&task, seed, height, width, &out),
         Cmd::ScriptedSuccess { task, num_episodes, seed } => scripted_success(&task, num_episodes, seed),
-        Cmd::Eval { ckpt, task, num_rollouts, temporal_agg, ensemble_coeff, query_every, seed, video_dir, num_videos, backend, max_steps } => {
+        Cmd::Eval {
+            ckpt,
+            task,
+            num_rollouts,
+            temporal_agg,
+            ensemble_coeff,
+            query_every,
+            seed,
+            video_dir,
+            num_videos,
+            backend,
+            max_steps,
+            latency_steps,
+            alignment,
+            latest_chunk,
+        } => {
             let task = Task::from_name(&task)?;
             let querying = querying(&ckpt, temporal_agg, ensemble_coeff, query_every)?;
+            let latency = match latency_steps.as_str() {
+                "auto" => {
+                    let (k, secs) = measured_latency_steps(&ckpt, 0.02)?;
+                    println!("act-core query on this machine: {:.1} ms median = {k} steps of 20 ms", secs * 1e3);
+                    k
+                }
+                s => s.parse::<usize>().map_err(|_| anyhow::anyhow!("--latency-steps {s:?}: a number of steps or `auto`"))?,
+            };
+            let simulated = latency > 0 || latest_chunk;
+            if simulated && backend != "act-core" {
+                bail!("--latency-steps and --latest-chunk run through act-core; drop --backend {backend}");
+            }
             let mut be: Box<dyn Backend> = match backend.as_str() {
                 "tch" => Box::new(TchBackend::open(&ckpt, querying)?),
+                _ if simulated => {
+                    let blending = match querying {
+                        _ if latest_chunk => Blending::Latest,
+                        Querying::Ensemble(m) => Blending::Ensemble(m),
+                        Querying::Every(k) => Blending::Chunk(k),
+                    };
+                    let alignment = if alignment == "naive" { Alignment::Naive } else { Alignment::Aligned };
+                    println!("simulated latency: {latency} steps, {blending:?}, {alignment:?}");
+                    Box::new(LatencyBackend::open(&ckpt, blending, alignment, latency)?)
+                }
                 _ => Box::new(ActCoreBackend::open(&ckpt, querying)?),
             };
             let ec = EvalConfig { task, num_rollouts, seed, video_dir: video_dir.clone(), num_videos, max_steps };
@@ -176,6 +228,9 @@ fn run(cli: Cli) -> Result<()> {
             pb.finish_and_clear();
             println!("\n{} with {backend} ({querying:?}), checkpoint {}:\n", task.name(), ckpt.display());
             print!("{}", report.table(task));
+            if let Some(s) = be.summary() {
+                println!("{s}");
+            }
             if let Some(d) = video_dir {
                 println!("videos: {}", d.display());
             }

@@ -30,14 +30,20 @@
  *     act_options_default() may be called from any thread at any time.
  *   - act_options.threads > 1 starts threads - 1 worker threads at open; they live until
  *     act_policy_free. Steps on such a handle use them (and still never allocate).
+ *   - act_options.asynchronous starts one inference thread at open (joined by act_policy_free,
+ *     after the query it is running): it runs the model, and act_policy_step only hands it the
+ *     observation and blends the chunks it returned (see act_asynchronous).
  *
  * Allocation and real time
  *   - act_policy_open and act_policy_open_bytes allocate (all of the policy's memory, once);
  *     act_policy_free deallocates.
  *   - act_policy_step, act_policy_predict_chunk, act_policy_reset, act_policy_info,
- *     act_policy_camera and the error-message calls never allocate, never lock and never do I/O,
- *     on success and on error alike: safe to call from a real-time control loop (their run time is
- *     that of the model's forward pass).
+ *     act_policy_camera, act_policy_chunk_age and the error-message calls never allocate and
+ *     never do I/O, on success and on error alike: safe to call from a real-time control loop.
+ *     Synchronous, they never lock, and a step's run time is that of the model's forward pass (on
+ *     query steps). Asynchronous, a step copies the observation in and the newest chunk out, each
+ *     under a lock the inference thread holds only for a buffer swap; only an episode's first step
+ *     waits for a query.
  *
  * Errors
  *   - Every call returns an act_status (ACT_OK = 0). Pointers and lengths are checked before use;
@@ -200,6 +206,35 @@ typedef enum act_precision {
 } act_precision;
 
 /**
+ * `act_options.asynchronous`: who runs the model, and how a late chunk is placed in time.
+ *
+ * Asynchronous: an inference thread (plus `threads - 1` workers) runs a query whenever it is free,
+ * on the newest observation `act_policy_step` handed over; `act_policy_step` copies the
+ * observation in and returns at once with the action for the current step from the chunks that
+ * have arrived: temporal ensembling over every chunk covering the step (ensembling
+ * `COEFFICIENT`, or `FROM_CONFIG` when the checkpoint sets a coefficient), else the newest chunk
+ * alone. An episode's first step (after open or `act_policy_reset`) waits for its first chunk.
+ * When every chunk is exhausted (queries slower than a chunk lasts) the last action is repeated.
+ * `act_policy_chunk_age` says how old the newest chunk is; `act_policy_predict_chunk` is refused.
+ */
+typedef enum act_asynchronous {
+  /**
+   * Synchronous: `act_policy_step` runs the model in the calling thread (0, the default).
+   */
+  ACT_ASYNC_OFF = 0,
+  /**
+   * Asynchronous, a chunk aligned to the step of its observation: at step t a chunk from step
+   * t0's observation contributes its action t - t0 (the stale head is skipped).
+   */
+  ACT_ASYNC_ALIGNED = 1,
+  /**
+   * Asynchronous, a chunk played from its first action when it arrives (a plain queue, late by
+   * the query time; for comparison).
+   */
+  ACT_ASYNC_NAIVE = 2,
+} act_asynchronous;
+
+/**
  * An open policy. Opaque to C; created by `act_policy_open*`, destroyed by `act_policy_free`.
  */
 typedef struct act_policy act_policy;
@@ -240,6 +275,12 @@ typedef struct act_options {
    * sched_rt_runtime_us), or the kernel pauses it for the rest of that second.
    */
   uint32_t realtime_priority;
+  /**
+   * An `act_asynchronous` value: 0 (the default) = `act_policy_step` runs the model itself;
+   * otherwise queries run on an inference thread started at open and `act_policy_step` never
+   * waits for them (except on an episode's first step, for the first chunk).
+   */
+  uint32_t asynchronous;
 } act_options;
 
 /**
@@ -279,6 +320,10 @@ typedef struct act_info {
    * The `act_isa` the kernels run on (never `ACT_ISA_AUTO`).
    */
   uint32_t isa;
+  /**
+   * The `act_asynchronous` value the policy was opened with.
+   */
+  uint32_t asynchronous;
 } act_info;
 
 /**
@@ -412,6 +457,18 @@ enum act_status act_policy_predict_chunk(struct act_policy *policy,
                                          size_t n_images,
                                          float *actions,
                                          size_t actions_len);
+
+/**
+ * How old the newest chunk of an asynchronous policy is: `*age_steps` receives the number of
+ * steps since the observation it was computed from (0: from this step's observation), or -1
+ * before the first step of an episode. On a synchronous policy (`options.asynchronous` 0) returns
+ * `ACT_ERR_INVALID_ARGUMENT`. Never allocates, never waits.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle not used by another thread meanwhile; `age_steps` is NULL or
+ * writable.
+ */
+enum act_status act_policy_chunk_age(const struct act_policy *policy, int64_t *age_steps);
 
 /**
  * Starts a new episode: forgets the temporal-ensembling history / restarts chunk execution.

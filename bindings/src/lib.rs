@@ -9,14 +9,16 @@
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use act::{Ensembling, Error, Isa, Options, Policy};
+use act::{Alignment, AsyncOptions, AsyncPolicy, Blend, Ensembling, Error, Isa, Options, Policy};
 use core::ffi::{c_char, c_int, CStr};
 use core::fmt::{self, Write as _};
 use std::cell::RefCell;
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+mod runner;
 mod types;
+use runner::Runner;
 pub use types::*;
 use act_status::*;
 
@@ -73,7 +75,7 @@ fn set_global_error(args: fmt::Arguments<'_>) {
 
 /// An open policy. Opaque to C; created by `act_policy_open*`, destroyed by `act_policy_free`.
 pub struct act_policy {
-    policy: Policy,
+    policy: Runner,
     /// NUL-terminated camera names, in config order.
     camera_names: Vec<CString>,
     error: ErrorBuf<512>,
@@ -93,6 +95,7 @@ fn status_of(e: &Error) -> act_status {
         Error::InputLength { .. } => ACT_ERR_INPUT_SIZE,
         Error::NonFiniteInput { .. } => ACT_ERR_NON_FINITE_INPUT,
         Error::Io { .. } => ACT_ERR_IO,
+        Error::InferenceFailed => ACT_ERR_INTERNAL,
     }
 }
 
@@ -115,7 +118,7 @@ struct Fail(act_status);
 /// `policy` is NULL or a live handle from `act_policy_open*` not used by another thread meanwhile.
 unsafe fn with_policy(
     policy: *mut act_policy,
-    f: impl FnOnce(&mut Policy, &[CString], &mut ErrorBuf<512>) -> Result<(), Fail>,
+    f: impl FnOnce(&mut Runner, &[CString], &mut ErrorBuf<512>) -> Result<(), Fail>,
 ) -> act_status {
     if policy.is_null() {
         set_global_error(format_args!("policy handle is NULL (did act_policy_open fail?)"));
@@ -167,7 +170,8 @@ fn global_fail(status: act_status, args: fmt::Arguments<'_>) -> Fail {
     Fail(status)
 }
 
-fn parse_options(options: *const act_options) -> Result<Options, Fail> {
+/// The load options, and the asynchronous stepper's alignment when `asynchronous` asks for it.
+fn parse_options(options: *const act_options) -> Result<(Options, Option<Alignment>), Fail> {
     let o = if options.is_null() {
         act_options_default()
     } else {
@@ -225,7 +229,13 @@ fn parse_options(options: *const act_options) -> Result<Options, Fail> {
             global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.realtime_priority = {p} is not a SCHED_FIFO priority (1..=99 on Linux)"))
         })?),
     };
-    Ok(Options { ensembling, isa, threads: o.threads as usize, weights, realtime_priority, ..Default::default() })
+    let alignment = match o.asynchronous {
+        0 => None,
+        1 => Some(Alignment::Observation),
+        2 => Some(Alignment::Arrival),
+        v => return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.asynchronous = {v} is not an act_asynchronous value"))),
+    };
+    Ok((Options { ensembling, isa, threads: o.threads as usize, weights, realtime_priority, ..Default::default() }, alignment))
 }
 
 fn isa_code(isa: Isa) -> u32 {
@@ -237,8 +247,9 @@ fn isa_code(isa: Isa) -> u32 {
     }
 }
 
-/// Finishes an open: builds the handle or records the error; `out` was checked non-NULL.
-fn finish_open(result: act::Result<Policy>, out: *mut *mut act_policy) -> Result<(), Fail> {
+/// Finishes an open: builds the handle (moving the policy onto an inference thread when
+/// `alignment` is set) or records the error; `out` was checked non-NULL.
+fn finish_open(result: act::Result<Policy>, alignment: Option<Alignment>, out: *mut *mut act_policy) -> Result<(), Fail> {
     let policy = result.map_err(|e| global_fail(status_of(&e), format_args!("{e}")))?;
     let cameras = &policy.config().cameras;
     if cameras.len() > ACT_MAX_CAMERAS {
@@ -251,6 +262,15 @@ fn finish_open(result: act::Result<Policy>, out: *mut *mut act_policy) -> Result
             Err(_) => return Err(global_fail(ACT_ERR_CONFIG, format_args!("camera name {:?} contains a NUL byte", c.name))),
         }
     }
+    let policy = match alignment {
+        None => Runner::Sync(policy),
+        Some(alignment) => {
+            let (isa, ensemble_coeff) = (policy.isa(), policy.ensemble_coefficient());
+            let blend = ensemble_coeff.map_or(Blend::Latest, Blend::Ensemble);
+            let policy = AsyncPolicy::new(policy, AsyncOptions { blend, alignment }).map_err(|e| global_fail(status_of(&e), format_args!("{e}")))?;
+            Runner::Async { policy, isa, ensemble_coeff }
+        }
+    };
     let handle = Box::new(act_policy { policy, camera_names, error: ErrorBuf::new(), poisoned: false });
     // SAFETY: `out` is non-NULL (checked by the caller) and writable by the API contract.
     unsafe { *out = Box::into_raw(handle) };
@@ -262,7 +282,7 @@ fn finish_open(result: act::Result<Policy>, out: *mut *mut act_policy) -> Result
 /// The same as a zero-initialised `act_options`.
 #[unsafe(no_mangle)]
 pub extern "C" fn act_options_default() -> act_options {
-    act_options { threads: 0, ensembling: 0, ensemble_coeff: 0.0, isa: 0, precision: 0, realtime_priority: 0 }
+    act_options { threads: 0, ensembling: 0, ensemble_coeff: 0.0, isa: 0, precision: 0, realtime_priority: 0, asynchronous: 0 }
 }
 
 /// Opens a checkpoint: a single-file checkpoint (`.safetensors` with the config in its metadata) or
@@ -287,7 +307,7 @@ pub unsafe extern "C" fn act_policy_open(path: *const c_char, options: *const ac
         if path.is_null() {
             return Err(global_fail(ACT_ERR_NULL_POINTER, format_args!("path is NULL")));
         }
-        let options = parse_options(options)?;
+        let (options, alignment) = parse_options(options)?;
         // SAFETY: non-NULL and NUL-terminated by contract.
         let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
         #[cfg(unix)]
@@ -300,7 +320,7 @@ pub unsafe extern "C" fn act_policy_open(path: *const c_char, options: *const ac
             Ok(s) => std::path::Path::new(s),
             Err(_) => return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("path is not UTF-8"))),
         };
-        finish_open(Policy::open(path, &options), out)
+        finish_open(Policy::open(path, &options), alignment, out)
     })
 }
 
@@ -328,10 +348,10 @@ pub unsafe extern "C" fn act_policy_open_bytes(
         if len > isize::MAX as usize {
             return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("len {len} is too large")));
         }
-        let options = parse_options(options)?;
+        let (options, alignment) = parse_options(options)?;
         // SAFETY: non-NULL, `len` readable bytes by contract, len <= isize::MAX.
         let bytes = unsafe { core::slice::from_raw_parts(data, len) };
-        finish_open(Policy::from_bytes(bytes, &options), out)
+        finish_open(Policy::from_bytes(bytes, &options), alignment, out)
     })
 }
 
@@ -379,6 +399,13 @@ pub unsafe extern "C" fn act_policy_info(policy: *const act_policy, out: *mut ac
                 ensembling: if coeff.is_some() { act_ensembling::ACT_ENSEMBLING_COEFFICIENT } else { act_ensembling::ACT_ENSEMBLING_DISABLED } as u32,
                 ensemble_coeff: coeff.unwrap_or(0.0),
                 isa: isa_code(p.isa()),
+                asynchronous: match p {
+                    Runner::Sync(_) => act_asynchronous::ACT_ASYNC_OFF,
+                    Runner::Async { policy, .. } => match policy.options().alignment {
+                        Alignment::Observation => act_asynchronous::ACT_ASYNC_ALIGNED,
+                        Alignment::Arrival => act_asynchronous::ACT_ASYNC_NAIVE,
+                    },
+                } as u32,
             };
             // SAFETY: non-NULL, aligned, writable by contract.
             out.write(info);
@@ -427,7 +454,7 @@ fn ranges_overlap(a: *const u8, a_len: usize, b: *const u8, b_len: usize) -> boo
 /// The pointers come from the C caller under the step/predict contract.
 #[allow(clippy::too_many_arguments)]
 unsafe fn with_inputs(
-    p: &mut Policy,
+    p: &mut Runner,
     names: &[CString],
     err: &mut ErrorBuf<512>,
     qpos: *const f32,
@@ -438,7 +465,7 @@ unsafe fn with_inputs(
     out_len: usize,
     out_name: &str,
     expected_out: usize,
-    run: impl FnOnce(&mut Policy, &[f32], &[&[u8]], &mut [f32]) -> act::Result<()>,
+    run: impl FnOnce(&mut Runner, &[f32], &[&[u8]], &mut [f32]) -> act::Result<()>,
 ) -> Result<(), Fail> {
     let c = p.config();
     if qpos.is_null() {
@@ -547,8 +574,48 @@ pub unsafe extern "C" fn act_policy_predict_chunk(
     // SAFETY: forwarded contract.
     unsafe {
         with_policy(policy, |p, names, err| {
+            if matches!(p, Runner::Async { .. }) {
+                fail!(
+                    err,
+                    ACT_ERR_INVALID_ARGUMENT,
+                    "act_policy_predict_chunk is not available on an asynchronous policy (its model runs on the inference thread); open a second, synchronous handle"
+                );
+            }
             let n = p.config().chunk_size * p.config().action_dim;
-            with_inputs(p, names, err, qpos, qpos_len, images, n_images, actions, actions_len, "actions", n, |p, q, i, o| p.predict(q, i, o))
+            with_inputs(p, names, err, qpos, qpos_len, images, n_images, actions, actions_len, "actions", n, |p, q, i, o| match p {
+                Runner::Sync(p) => p.predict(q, i, o),
+                Runner::Async { .. } => unreachable!("refused above"),
+            })
+        })
+    }
+}
+
+/// How old the newest chunk of an asynchronous policy is: `*age_steps` receives the number of
+/// steps since the observation it was computed from (0: from this step's observation), or -1
+/// before the first step of an episode. On a synchronous policy (`options.asynchronous` 0) returns
+/// `ACT_ERR_INVALID_ARGUMENT`. Never allocates, never waits.
+///
+/// # Safety
+/// `policy` is NULL or a live handle not used by another thread meanwhile; `age_steps` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn act_policy_chunk_age(policy: *const act_policy, age_steps: *mut i64) -> act_status {
+    // SAFETY: as in act_policy_info.
+    unsafe {
+        with_policy(policy.cast_mut(), |p, _, err| {
+            if age_steps.is_null() {
+                fail!(err, ACT_ERR_NULL_POINTER, "age_steps (int64_t *) is NULL");
+            }
+            if !age_steps.is_aligned() {
+                fail!(err, ACT_ERR_INVALID_ARGUMENT, "age_steps (int64_t *) is misaligned");
+            }
+            let Runner::Async { policy, .. } = p else {
+                fail!(err, ACT_ERR_INVALID_ARGUMENT, "the policy is synchronous (opened with options.asynchronous = ACT_ASYNC_OFF): its chunks are never late");
+            };
+            let age = policy.newest_chunk_age().map_or(-1, |a| a as i64);
+            // SAFETY: non-NULL, aligned, writable by contract.
+            age_steps.write(age);
+            Ok(())
         })
     }
 }

@@ -114,6 +114,33 @@ pub struct act_options {
     /// with ACT_ERR_CONFIG. A real-time loop must leave > 5 % of each second idle (Linux's
     /// sched_rt_runtime_us), or the kernel pauses it for the rest of that second.
     pub realtime_priority: u32,
+    /// An `act_asynchronous` value: 0 (the default) = `act_policy_step` runs the model itself;
+    /// otherwise queries run on an inference thread started at open and `act_policy_step` never
+    /// waits for them (except on an episode's first step, for the first chunk).
+    pub asynchronous: u32,
+}
+
+/// `act_options.asynchronous`: who runs the model, and how a late chunk is placed in time.
+///
+/// Asynchronous: an inference thread (plus `threads - 1` workers) runs a query whenever it is free,
+/// on the newest observation `act_policy_step` handed over; `act_policy_step` copies the
+/// observation in and returns at once with the action for the current step from the chunks that
+/// have arrived: temporal ensembling over every chunk covering the step (ensembling
+/// `COEFFICIENT`, or `FROM_CONFIG` when the checkpoint sets a coefficient), else the newest chunk
+/// alone. An episode's first step (after open or `act_policy_reset`) waits for its first chunk.
+/// When every chunk is exhausted (queries slower than a chunk lasts) the last action is repeated.
+/// `act_policy_chunk_age` says how old the newest chunk is; `act_policy_predict_chunk` is refused.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum act_asynchronous {
+    /// Synchronous: `act_policy_step` runs the model in the calling thread (0, the default).
+    ACT_ASYNC_OFF = 0,
+    /// Asynchronous, a chunk aligned to the step of its observation: at step t a chunk from step
+    /// t0's observation contributes its action t - t0 (the stale head is skipped).
+    ACT_ASYNC_ALIGNED = 1,
+    /// Asynchronous, a chunk played from its first action when it arrives (a plain queue, late by
+    /// the query time; for comparison).
+    ACT_ASYNC_NAIVE = 2,
 }
 
 /// What a policy expects and produces (`act_policy_info`).
@@ -137,6 +164,8 @@ pub struct act_info {
     pub ensemble_coeff: f32,
     /// The `act_isa` the kernels run on (never `ACT_ISA_AUTO`).
     pub isa: u32,
+    /// The `act_asynchronous` value the policy was opened with.
+    pub asynchronous: u32,
 }
 
 /// One camera of the policy (`act_policy_camera`).

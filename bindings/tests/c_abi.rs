@@ -37,6 +37,7 @@ struct Lib {
     step: Input,
     predict: Input,
     reset: unsafe extern "C" fn(*mut act_policy) -> act_status,
+    chunk_age: unsafe extern "C" fn(*const act_policy, *mut i64) -> act_status,
     policy_last_error: unsafe extern "C" fn(*const act_policy) -> *const c_char,
     last_error: unsafe extern "C" fn() -> *const c_char,
     status_string: unsafe extern "C" fn(c_int) -> *const c_char,
@@ -71,6 +72,7 @@ fn lib() -> &'static Lib {
             step: f!("act_policy_step"),
             predict: f!("act_policy_predict_chunk"),
             reset: f!("act_policy_reset"),
+            chunk_age: f!("act_policy_chunk_age"),
             policy_last_error: f!("act_policy_last_error"),
             last_error: f!("act_last_error"),
             status_string: f!("act_status_string"),
@@ -168,7 +170,7 @@ fn version_status_strings_and_default_options() {
     assert_eq!(text(unsafe { (lib().status_string)(-1) }), "unknown status");
     assert_eq!(text(unsafe { (lib().status_string)(1000) }), "unknown status");
     let d = defaults();
-    assert_eq!((d.threads, d.ensembling, d.ensemble_coeff, d.isa, d.precision, d.realtime_priority), (0, 0, 0.0, 0, 0, 0));
+    assert_eq!((d.threads, d.ensembling, d.ensemble_coeff, d.isa, d.precision, d.realtime_priority, d.asynchronous), (0, 0, 0.0, 0, 0, 0, 0));
 }
 
 #[test]
@@ -329,6 +331,7 @@ fn open_errors_are_statuses_with_messages() {
         (act_options { threads: 1000, ..d }, ACT_ERR_INVALID_ARGUMENT, "threads"),
         (act_options { threads: 2, realtime_priority: 1000, ..d }, ACT_ERR_INVALID_ARGUMENT, "realtime_priority"),
         (act_options { threads: 2, realtime_priority: 100, ..d }, ACT_ERR_CONFIG, "realtime_priority"),
+        (act_options { asynchronous: 3, ..d }, ACT_ERR_INVALID_ARGUMENT, "asynchronous"),
     ];
     for (o, status, word) in cases {
         let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
@@ -514,4 +517,57 @@ fn the_global_error_is_per_thread_and_handles_move_between_threads() {
         .collect();
     let results: Vec<Vec<f32>> = threads.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn an_asynchronous_policy_steps_from_its_inference_thread() {
+    let t = two_cameras();
+    let bytes = t.checkpoint(5);
+    let l = lib();
+    let mut r = act::Policy::from_bytes(&bytes, &act::Options { threads: 2, ..Default::default() }).unwrap();
+    let mut chunk = vec![0.0f32; 5 * 14];
+    for (asynchronous, ensembling) in [(1u32, 2u32), (1, 1), (2, 1)] {
+        let o = act_options { asynchronous, ensembling, ensemble_coeff: 0.01, threads: 2, ..defaults() };
+        let p = open_bytes(&bytes, Some(&o)).unwrap();
+        assert_eq!(info(p).asynchronous, asynchronous);
+        let mut age = 7i64;
+        assert_eq!(unsafe { (l.chunk_age)(p, &mut age) }, ACT_OK, "{}", handle_error(p));
+        assert_eq!(age, -1, "no chunk before the first step");
+        for episode in 0..2 {
+            for s in 0..12u64 {
+                let inp = inputs(&t, s);
+                let mut a = [f32::NAN; 14];
+                assert_eq!(call(l.step, p, &inp, &mut a), ACT_OK, "{}", handle_error(p));
+                assert!(a.iter().all(|v| v.is_finite()));
+                assert_eq!(unsafe { (l.chunk_age)(p, &mut age) }, ACT_OK);
+                assert!((0..=s as i64).contains(&age), "step {s}: age {age}");
+                if s == 0 {
+                    // The first step of an episode waits for the chunk of its own observation.
+                    let views: Vec<&[u8]> = inp.imgs.iter().map(|v| v.as_slice()).collect();
+                    r.predict(&inp.qpos, &views, &mut chunk).unwrap();
+                    assert_eq!((age, &a[..]), (0, &chunk[..14]), "async {asynchronous} episode {episode}");
+                }
+            }
+            assert_eq!(unsafe { (l.reset)(p) }, ACT_OK);
+            assert_eq!(unsafe { (l.chunk_age)(p, &mut age) }, ACT_OK);
+            assert_eq!(age, -1, "reset forgets the chunks");
+        }
+        // predict_chunk would need the model, which runs on the inference thread.
+        let mut out = vec![0.0f32; 5 * 14];
+        assert_eq!(call(l.predict, p, &inputs(&t, 0), &mut out), ACT_ERR_INVALID_ARGUMENT);
+        assert!(handle_error(p).contains("asynchronous"), "{}", handle_error(p));
+        // Bad input: the named error, and the policy keeps stepping.
+        let mut nan = inputs(&t, 1);
+        nan.qpos[2] = f32::NAN;
+        assert_eq!(call(l.step, p, &nan, &mut [0.0; 14]), ACT_ERR_NON_FINITE_INPUT);
+        assert_eq!(call(l.step, p, &inputs(&t, 1), &mut [0.0; 14]), ACT_OK, "{}", handle_error(p));
+        assert_eq!(unsafe { (l.chunk_age)(p, core::ptr::null_mut()) }, ACT_ERR_NULL_POINTER);
+        free(p); // joins the inference thread
+    }
+    let p = open_bytes(&bytes, None).unwrap();
+    let mut age = 0i64;
+    assert_eq!(unsafe { (l.chunk_age)(p, &mut age) }, ACT_ERR_INVALID_ARGUMENT);
+    assert!(handle_error(p).contains("synchronous"), "{}", handle_error(p));
+    free(p);
+    assert_eq!(unsafe { (l.chunk_age)(core::ptr::null(), &mut age) }, ACT_ERR_NULL_POINTER);
 }
