@@ -127,6 +127,8 @@ pub struct AsyncPolicy {
     episode: u64,
     /// The observation step of the newest chunk this episode.
     newest_obs_step: Option<usize>,
+    /// How the last step's action was served.
+    last_served: Served,
     stats: AsyncStats,
 }
 
@@ -165,6 +167,7 @@ impl AsyncPolicy {
             t: 0,
             episode: 0,
             newest_obs_step: None,
+            last_served: Served::Empty,
             stats: AsyncStats::default(),
         })
     }
@@ -246,7 +249,8 @@ impl AsyncPolicy {
             self.newest_obs_step = Some(t0);
             self.stats.chunks += 1;
         }
-        match self.blender.action(self.t, action) {
+        self.last_served = self.blender.action(self.t, action);
+        match self.last_served {
             Served::Fresh { staleness } => {
                 self.stats.staleness_sum += staleness as u64;
                 self.stats.staleness_max = self.stats.staleness_max.max(staleness as u64);
@@ -267,6 +271,13 @@ impl AsyncPolicy {
         self.t = 0;
         self.blender.reset();
         self.newest_obs_step = None;
+        self.last_served = Served::Empty;
+    }
+
+    /// How the last step's action was served: fresh (with its staleness) or held (every chunk
+    /// exhausted: the action before it repeated). `Served::Empty` before an episode's first step.
+    pub fn last_served(&self) -> Served {
+        self.last_served
     }
 
     /// Why the inference thread stopped, if it did.

@@ -38,7 +38,7 @@
  *   - act_policy_open and act_policy_open_bytes allocate (all of the policy's memory, once);
  *     act_policy_free deallocates.
  *   - act_policy_step, act_policy_predict_chunk, act_policy_reset, act_policy_info,
- *     act_policy_camera, act_policy_chunk_age and the error-message calls never allocate and
+ *     act_policy_camera, act_policy_async_status and the error-message calls never allocate and
  *     never do I/O, on success and on error alike: safe to call from a real-time control loop.
  *     Synchronous, they never lock, and a step's run time is that of the model's forward pass (on
  *     query steps). Asynchronous, a step copies the observation in and the newest chunk out, each
@@ -215,7 +215,8 @@ typedef enum act_precision {
  * `COEFFICIENT`, or `FROM_CONFIG` when the checkpoint sets a coefficient), else the newest chunk
  * alone. An episode's first step (after open or `act_policy_reset`) waits for its first chunk.
  * When every chunk is exhausted (queries slower than a chunk lasts) the last action is repeated.
- * `act_policy_chunk_age` says how old the newest chunk is; `act_policy_predict_chunk` is refused.
+ * `act_policy_async_status` says how old the newest chunk is and whether the last action was held;
+ * `act_policy_predict_chunk` is refused.
  */
 typedef enum act_asynchronous {
   /**
@@ -355,6 +356,28 @@ typedef struct act_image {
   size_t width;
 } act_image;
 
+/**
+ * Where an asynchronous policy's actions come from (`act_policy_async_status`).
+ */
+typedef struct act_async_status {
+  /**
+   * Steps between the observation of the newest chunk received this episode and the last step
+   * (0: computed from the last step's own observation); -1 before an episode's first step.
+   */
+  int64_t newest_chunk_age;
+  /**
+   * 1 when the last step repeated the action before it because every chunk was exhausted
+   * (queries slower than a chunk lasts), else 0.
+   */
+  uint32_t last_step_held;
+  /**
+   * Since open: steps served, chunks received, steps that held the action before them.
+   */
+  uint64_t steps;
+  uint64_t chunks;
+  uint64_t held_steps;
+} act_async_status;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -459,16 +482,17 @@ enum act_status act_policy_predict_chunk(struct act_policy *policy,
                                          size_t actions_len);
 
 /**
- * How old the newest chunk of an asynchronous policy is: `*age_steps` receives the number of
- * steps since the observation it was computed from (0: from this step's observation), or -1
- * before the first step of an episode. On a synchronous policy (`options.asynchronous` 0) returns
- * `ACT_ERR_INVALID_ARGUMENT`. Never allocates, never waits.
+ * Where an asynchronous policy's actions come from (`*out`, see `act_async_status`): how old the
+ * newest chunk is, whether the last step held the action before it, and counters. On a
+ * synchronous policy (`options.asynchronous` 0) returns `ACT_ERR_INVALID_ARGUMENT`. Never
+ * allocates, never waits.
  *
  * # Safety
- * `policy` is NULL or a live handle not used by another thread meanwhile; `age_steps` is NULL or
- * writable.
+ * `policy` is NULL or a live handle not used by another thread meanwhile; `out` is NULL or points
+ * to a writable `act_async_status`.
  */
-enum act_status act_policy_chunk_age(const struct act_policy *policy, int64_t *age_steps);
+enum act_status act_policy_async_status(const struct act_policy *policy,
+                                        struct act_async_status *out);
 
 /**
  * Starts a new episode: forgets the temporal-ensembling history / restarts chunk execution.

@@ -590,31 +590,38 @@ pub unsafe extern "C" fn act_policy_predict_chunk(
     }
 }
 
-/// How old the newest chunk of an asynchronous policy is: `*age_steps` receives the number of
-/// steps since the observation it was computed from (0: from this step's observation), or -1
-/// before the first step of an episode. On a synchronous policy (`options.asynchronous` 0) returns
-/// `ACT_ERR_INVALID_ARGUMENT`. Never allocates, never waits.
+/// Where an asynchronous policy's actions come from (`*out`, see `act_async_status`): how old the
+/// newest chunk is, whether the last step held the action before it, and counters. On a
+/// synchronous policy (`options.asynchronous` 0) returns `ACT_ERR_INVALID_ARGUMENT`. Never
+/// allocates, never waits.
 ///
 /// # Safety
-/// `policy` is NULL or a live handle not used by another thread meanwhile; `age_steps` is NULL or
-/// writable.
+/// `policy` is NULL or a live handle not used by another thread meanwhile; `out` is NULL or points
+/// to a writable `act_async_status`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn act_policy_chunk_age(policy: *const act_policy, age_steps: *mut i64) -> act_status {
+pub unsafe extern "C" fn act_policy_async_status(policy: *const act_policy, out: *mut act_async_status) -> act_status {
     // SAFETY: as in act_policy_info.
     unsafe {
         with_policy(policy.cast_mut(), |p, _, err| {
-            if age_steps.is_null() {
-                fail!(err, ACT_ERR_NULL_POINTER, "age_steps (int64_t *) is NULL");
+            if out.is_null() {
+                fail!(err, ACT_ERR_NULL_POINTER, "out (act_async_status *) is NULL");
             }
-            if !age_steps.is_aligned() {
-                fail!(err, ACT_ERR_INVALID_ARGUMENT, "age_steps (int64_t *) is misaligned");
+            if !out.is_aligned() {
+                fail!(err, ACT_ERR_INVALID_ARGUMENT, "out (act_async_status *) is misaligned");
             }
             let Runner::Async { policy, .. } = p else {
                 fail!(err, ACT_ERR_INVALID_ARGUMENT, "the policy is synchronous (opened with options.asynchronous = ACT_ASYNC_OFF): its chunks are never late");
             };
-            let age = policy.newest_chunk_age().map_or(-1, |a| a as i64);
+            let s = policy.stats();
+            let status = act_async_status {
+                newest_chunk_age: policy.newest_chunk_age().map_or(-1, |a| a as i64),
+                last_step_held: (policy.last_served() == act::Served::Held) as u32,
+                steps: s.steps,
+                chunks: s.chunks,
+                held_steps: s.held,
+            };
             // SAFETY: non-NULL, aligned, writable by contract.
-            age_steps.write(age);
+            out.write(status);
             Ok(())
         })
     }

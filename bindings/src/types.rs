@@ -129,7 +129,8 @@ pub struct act_options {
 /// `COEFFICIENT`, or `FROM_CONFIG` when the checkpoint sets a coefficient), else the newest chunk
 /// alone. An episode's first step (after open or `act_policy_reset`) waits for its first chunk.
 /// When every chunk is exhausted (queries slower than a chunk lasts) the last action is repeated.
-/// `act_policy_chunk_age` says how old the newest chunk is; `act_policy_predict_chunk` is refused.
+/// `act_policy_async_status` says how old the newest chunk is and whether the last action was held;
+/// `act_policy_predict_chunk` is refused.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum act_asynchronous {
@@ -166,6 +167,22 @@ pub struct act_info {
     pub isa: u32,
     /// The `act_asynchronous` value the policy was opened with.
     pub asynchronous: u32,
+}
+
+/// Where an asynchronous policy's actions come from (`act_policy_async_status`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct act_async_status {
+    /// Steps between the observation of the newest chunk received this episode and the last step
+    /// (0: computed from the last step's own observation); -1 before an episode's first step.
+    pub newest_chunk_age: i64,
+    /// 1 when the last step repeated the action before it because every chunk was exhausted
+    /// (queries slower than a chunk lasts), else 0.
+    pub last_step_held: u32,
+    /// Since open: steps served, chunks received, steps that held the action before them.
+    pub steps: u64,
+    pub chunks: u64,
+    pub held_steps: u64,
 }
 
 /// One camera of the policy (`act_policy_camera`).

@@ -37,7 +37,7 @@ struct Lib {
     step: Input,
     predict: Input,
     reset: unsafe extern "C" fn(*mut act_policy) -> act_status,
-    chunk_age: unsafe extern "C" fn(*const act_policy, *mut i64) -> act_status,
+    async_status: unsafe extern "C" fn(*const act_policy, *mut act_async_status) -> act_status,
     policy_last_error: unsafe extern "C" fn(*const act_policy) -> *const c_char,
     last_error: unsafe extern "C" fn() -> *const c_char,
     status_string: unsafe extern "C" fn(c_int) -> *const c_char,
@@ -72,7 +72,7 @@ fn lib() -> &'static Lib {
             step: f!("act_policy_step"),
             predict: f!("act_policy_predict_chunk"),
             reset: f!("act_policy_reset"),
-            chunk_age: f!("act_policy_chunk_age"),
+            async_status: f!("act_policy_async_status"),
             policy_last_error: f!("act_policy_last_error"),
             last_error: f!("act_last_error"),
             status_string: f!("act_status_string"),
@@ -463,6 +463,8 @@ fn a_null_handle_gets_a_status_on_every_call() {
     assert_eq!(unsafe { (lib().info)(n, &mut i) }, ACT_ERR_NULL_POINTER);
     let mut c = unsafe { core::mem::zeroed::<act_camera>() };
     assert_eq!(unsafe { (lib().camera)(n, 0, &mut c) }, ACT_ERR_NULL_POINTER);
+    let mut st = unsafe { core::mem::zeroed::<act_async_status>() };
+    assert_eq!(unsafe { (lib().async_status)(n, &mut st) }, ACT_ERR_NULL_POINTER);
     // act_policy_last_error(NULL) is the thread's last error; free(NULL) is a no-op.
     assert_eq!(handle_error(n), last_error());
     assert_eq!(unsafe { (lib().free)(n) }, ACT_OK);
@@ -519,6 +521,12 @@ fn the_global_error_is_per_thread_and_handles_move_between_threads() {
     assert_eq!(results[0], results[1]);
 }
 
+fn async_status(p: *const act_policy) -> act_async_status {
+    let mut s = unsafe { core::mem::zeroed::<act_async_status>() };
+    assert_eq!(unsafe { (lib().async_status)(p, &mut s) }, ACT_OK, "{}", handle_error(p));
+    s
+}
+
 #[test]
 fn an_asynchronous_policy_steps_from_its_inference_thread() {
     let t = two_cameras();
@@ -530,27 +538,29 @@ fn an_asynchronous_policy_steps_from_its_inference_thread() {
         let o = act_options { asynchronous, ensembling, ensemble_coeff: 0.01, threads: 2, ..defaults() };
         let p = open_bytes(&bytes, Some(&o)).unwrap();
         assert_eq!(info(p).asynchronous, asynchronous);
-        let mut age = 7i64;
-        assert_eq!(unsafe { (l.chunk_age)(p, &mut age) }, ACT_OK, "{}", handle_error(p));
-        assert_eq!(age, -1, "no chunk before the first step");
+        assert_eq!(async_status(p).newest_chunk_age, -1, "no chunk before the first step");
+        let mut steps = 0;
         for episode in 0..2 {
             for s in 0..12u64 {
                 let inp = inputs(&t, s);
                 let mut a = [f32::NAN; 14];
                 assert_eq!(call(l.step, p, &inp, &mut a), ACT_OK, "{}", handle_error(p));
+                steps += 1;
                 assert!(a.iter().all(|v| v.is_finite()));
-                assert_eq!(unsafe { (l.chunk_age)(p, &mut age) }, ACT_OK);
-                assert!((0..=s as i64).contains(&age), "step {s}: age {age}");
+                let st = async_status(p);
+                assert!((0..=s as i64).contains(&st.newest_chunk_age), "step {s}: {st:?}");
+                assert_eq!(st.steps, steps);
+                assert!(st.chunks >= 1 + episode && st.held_steps <= st.steps, "{st:?}");
+                assert!(st.last_step_held <= 1);
                 if s == 0 {
                     // The first step of an episode waits for the chunk of its own observation.
                     let views: Vec<&[u8]> = inp.imgs.iter().map(|v| v.as_slice()).collect();
                     r.predict(&inp.qpos, &views, &mut chunk).unwrap();
-                    assert_eq!((age, &a[..]), (0, &chunk[..14]), "async {asynchronous} episode {episode}");
+                    assert_eq!((st.newest_chunk_age, st.last_step_held, &a[..]), (0, 0, &chunk[..14]), "async {asynchronous} episode {episode}");
                 }
             }
             assert_eq!(unsafe { (l.reset)(p) }, ACT_OK);
-            assert_eq!(unsafe { (l.chunk_age)(p, &mut age) }, ACT_OK);
-            assert_eq!(age, -1, "reset forgets the chunks");
+            assert_eq!(async_status(p).newest_chunk_age, -1, "reset forgets the chunks");
         }
         // predict_chunk would need the model, which runs on the inference thread.
         let mut out = vec![0.0f32; 5 * 14];
@@ -561,13 +571,13 @@ fn an_asynchronous_policy_steps_from_its_inference_thread() {
         nan.qpos[2] = f32::NAN;
         assert_eq!(call(l.step, p, &nan, &mut [0.0; 14]), ACT_ERR_NON_FINITE_INPUT);
         assert_eq!(call(l.step, p, &inputs(&t, 1), &mut [0.0; 14]), ACT_OK, "{}", handle_error(p));
-        assert_eq!(unsafe { (l.chunk_age)(p, core::ptr::null_mut()) }, ACT_ERR_NULL_POINTER);
+        assert_eq!(unsafe { (l.async_status)(p, core::ptr::null_mut()) }, ACT_ERR_NULL_POINTER);
         free(p); // joins the inference thread
     }
     let p = open_bytes(&bytes, None).unwrap();
-    let mut age = 0i64;
-    assert_eq!(unsafe { (l.chunk_age)(p, &mut age) }, ACT_ERR_INVALID_ARGUMENT);
+    let mut st = unsafe { core::mem::zeroed::<act_async_status>() };
+    assert_eq!(unsafe { (l.async_status)(p, &mut st) }, ACT_ERR_INVALID_ARGUMENT);
     assert!(handle_error(p).contains("synchronous"), "{}", handle_error(p));
     free(p);
-    assert_eq!(unsafe { (l.chunk_age)(core::ptr::null(), &mut age) }, ACT_ERR_NULL_POINTER);
+    assert_eq!(unsafe { (l.async_status)(core::ptr::null(), &mut st) }, ACT_ERR_NULL_POINTER);
 }

@@ -244,6 +244,22 @@ fn c_example_runs_at_a_realtime_priority() {
     }
 }
 
+/// `--async`: steps served by the library's inference thread. The first step waits for the chunk of
+/// its own observation, so the first action is the synchronous one; later actions depend on when
+/// chunks arrive, so only their finiteness (the example checks it) and the age report are checked.
+#[test]
+fn c_example_runs_asynchronously() {
+    let exe = build(Lang::C, Link::Shared);
+    let stdout = ok(Command::new(&exe).arg(&setup().checkpoint).args(["--steps", "40", "--async", "--threads", "2", "--ensemble", "0.01"]));
+    assert!(stdout.contains("stepping: asynchronous (aligned)"), "{stdout}");
+    assert!(stdout.contains("steps: 40 at paced"), "{stdout}");
+    let s = setup();
+    let (first, _) = reference(&s.checkpoint, &s.tiny, act::Ensembling::Coefficient(0.01));
+    assert_close(&parse_action(&stdout, "first action"), &first, "first action");
+    let age: i64 = stdout.lines().find_map(|l| l.strip_prefix("newest chunk age: at most ")).and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or_else(|| panic!("{stdout}"));
+    assert!((0..40).contains(&age), "{stdout}");
+}
+
 #[test]
 fn cpp_example_shared_and_static() {
     for link in [Link::Shared, Link::Static] {

@@ -4,8 +4,12 @@
  *
  *   cc -std=c11 -O2 control_loop.c -I<prefix>/include -L<prefix>/lib -lact_core -o control_loop
  *   ./control_loop CHECKPOINT [--steps N] [--hz F] [--no-pacing] [--ensemble COEFF] [--threads N]
- *                [--realtime PRIORITY]
+ *                [--realtime PRIORITY] [--async]
  *
+ * --async opens the policy with ACT_ASYNC_ALIGNED: queries run on the library's inference thread
+ * and act_policy_step returns at once with the action for the current step (the first step of the
+ * episode waits for the first chunk); the loop also prints how old the newest chunk was and how
+ * many steps held the previous action because every chunk had run out.
  * --realtime runs this thread and the library's worker threads under SCHED_FIFO at PRIORITY
  * (1..=99; needs root, CAP_SYS_NICE or `ulimit -r`), as a robot controller would.
  * --no-pacing (or ACT_NO_PACING=1 in the environment) runs the steps back to back (tests, CI).
@@ -82,7 +86,7 @@ int main(int argc, char **argv) {
     const char *env = getenv("ACT_NO_PACING");
     int pacing = !(env && env[0] && strcmp(env, "0") != 0);
     act_options options = act_options_default();
-    const char *usage = "usage: %s CHECKPOINT [--steps N] [--hz F] [--no-pacing] [--ensemble COEFF] [--threads N] [--realtime PRIORITY]\n";
+    const char *usage = "usage: %s CHECKPOINT [--steps N] [--hz F] [--no-pacing] [--ensemble COEFF] [--threads N] [--realtime PRIORITY] [--async]\n";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps = atol(argv[++i]);
         else if (strcmp(argv[i], "--hz") == 0 && i + 1 < argc) hz = atof(argv[++i]);
@@ -92,6 +96,7 @@ int main(int argc, char **argv) {
             options.ensemble_coeff = (float)atof(argv[++i]);
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) options.threads = (uint32_t)atol(argv[++i]);
         else if (strcmp(argv[i], "--realtime") == 0 && i + 1 < argc) options.realtime_priority = (uint32_t)atol(argv[++i]);
+        else if (strcmp(argv[i], "--async") == 0) options.asynchronous = ACT_ASYNC_ALIGNED;
         else if (!path && argv[i][0] != '-') path = argv[i];
         else {
             fprintf(stderr, usage, argv[0]);
@@ -127,6 +132,7 @@ int main(int argc, char **argv) {
            info.state_dim, info.action_dim, info.chunk_size, info.n_cameras,
            info.ensembling == ACT_ENSEMBLING_COEFFICIENT ? "temporal" : "chunk");
     printf("kernels: %s\n", isa_name(info.isa));
+    printf("stepping: %s\n", info.asynchronous == ACT_ASYNC_OFF ? "synchronous" : "asynchronous (aligned)");
 
     float *qpos = malloc(info.state_dim * sizeof *qpos);
     float *action = malloc(info.action_dim * sizeof *action);
@@ -155,6 +161,8 @@ int main(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &next);
     double start = now_s();
     long overruns = 0;
+    act_async_status async_status = {0};
+    int64_t max_age = -1;
     for (long t = 0; t < steps; t++) {
         fill_inputs((size_t)t, qpos, info.state_dim, images, pixels, info.n_cameras);
         double t0 = now_s();
@@ -171,6 +179,10 @@ int main(int argc, char **argv) {
                 rc = 1;
                 goto done;
             }
+        }
+        if (info.asynchronous != ACT_ASYNC_OFF) {
+            act_policy_async_status(policy, &async_status);
+            if (async_status.newest_chunk_age > max_age) max_age = async_status.newest_chunk_age;
         }
         if (t == 0) print_action("first action", action, info.action_dim);
         if (t == steps - 1) print_action("last action", action, info.action_dim);
@@ -192,6 +204,9 @@ int main(int argc, char **argv) {
     printf("step latency ms: mean %.3f p50 %.3f p99 %.3f max %.3f (period %.3f, overruns %ld)\n", mean * 1e3,
            latency[steps / 2] * 1e3, latency[((steps - 1) * 99) / 100] * 1e3, latency[steps - 1] * 1e3, period_ns * 1e-6,
            overruns);
+    if (info.asynchronous != ACT_ASYNC_OFF)
+        printf("newest chunk age: at most %lld steps; chunks %llu, held steps %llu\n", (long long)max_age,
+               (unsigned long long)async_status.chunks, (unsigned long long)async_status.held_steps);
 
 done:
     for (size_t c = 0; c < ACT_MAX_CAMERAS; c++) free(pixels[c]);

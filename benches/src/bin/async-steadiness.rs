@@ -1,0 +1,106 @@
+//! How long the asynchronous step call takes while queries run in the background: a control loop
+//! at 50 Hz (absolute deadlines) of `AsyncPolicy::step` on a random-weight model of the given
+//! size, with the policy's own thread pool, for each blending mode; median / p99 / max of the step
+//! call, chunks received, steps served per chunk, staleness of the executed actions, held steps.
+//! The synchronous step (same policy, same pacing) is the comparison row.
+//!
+//! cargo run --release -p act-benches --bin async-steadiness -- [--size default] [--threads 2]
+//!     [--steps 1000] [--hz 50]
+use act_benches::Pair;
+use act_core::{Alignment, AsyncOptions, AsyncPolicy, Blend, Ensembling, Options};
+use anyhow::Context;
+use std::time::{Duration, Instant};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs `step` `steps` times, one per period from absolute deadlines; returns each call's ms.
+fn paced(steps: usize, period: Duration, mut step: impl FnMut()) -> Vec<f64> {
+    let mut next = Instant::now();
+    (0..steps)
+        .map(|_| {
+            let s = Instant::now();
+            step();
+            let ms = s.elapsed().as_secs_f64() * 1e3;
+            next += period;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            } else {
+                next = now;
+            }
+            ms
+        })
+        .collect()
+}
+
+fn row(name: &str, mut ms: Vec<f64>, extra: &str) {
+    ms.sort_by(f64::total_cmp);
+    let (med, p99, max) = (percentile(&ms, 0.5), percentile(&ms, 0.99), ms[ms.len() - 1]);
+    println!("| {name} | {med:.3} ms | {p99:.3} ms | {max:.3} ms | {extra} |");
+}
+
+fn main() -> anyhow::Result<()> {
+    let size = arg("--size").unwrap_or_else(|| "default".into());
+    let threads: usize = arg("--threads").map_or(Ok(2), |t| t.parse()).context("--threads")?;
+    let steps: usize = arg("--steps").map_or(Ok(1000), |t| t.parse()).context("--steps")?;
+    let hz: f64 = arg("--hz").map_or(Ok(50.0), |t| t.parse()).context("--hz")?;
+    let period = Duration::from_secs_f64(1.0 / hz);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()));
+    println!("CPU: {}, {} cores, act-core ISA {:?}", cpu.as_deref().unwrap_or("unknown"), std::thread::available_parallelism()?.get(), act_core::Isa::detect());
+    let options = Options { threads, ensembling: Ensembling::Coefficient(0.01), ..Default::default() };
+    let pair = Pair::new(&size, &options)?;
+    let views: Vec<&[u8]> = pair.images.iter().map(|v| v.as_slice()).collect();
+    let qpos = pair.qpos.clone();
+    let a = pair.cfg.action_dim() as usize;
+
+    // How long one query takes here, for the reader.
+    let mut probe = pair.open_policy(&options)?;
+    let mut chunk = vec![0.0f32; pair.cfg.chunk_size as usize * a];
+    probe.predict(&qpos, &views, &mut chunk)?;
+    let mut q: Vec<f64> = (0..5)
+        .map(|_| {
+            let s = Instant::now();
+            probe.predict(&qpos, &views, &mut chunk).unwrap();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    q.sort_by(f64::total_cmp);
+    drop(probe);
+    println!("size {size}, {threads} threads: one query takes {:.1} ms (median of 5) = {:.1} control periods at {hz} Hz\n", q[2], q[2] / (1e3 / hz));
+
+    println!("| step call, {steps} steps at {hz} Hz ({size}, {threads} threads) | median | p99 | max | chunks, steps per chunk, staleness mean / max, held |");
+    println!("|---|---|---|---|---|");
+    for (name, blend) in [("asynchronous, temporal ensembling (m = 0.01), aligned", Blend::Ensemble(0.01)), ("asynchronous, latest chunk, aligned", Blend::Latest)] {
+        let policy = pair.open_policy(&options)?;
+        let mut p = AsyncPolicy::new(policy, AsyncOptions { blend, alignment: Alignment::Observation })?;
+        let mut action = vec![0.0f32; a];
+        // The first step waits for the first chunk: not part of the steady state.
+        p.step(&qpos, &views, &mut action)?;
+        p.reset_stats();
+        let ms = paced(steps, period, || p.step(&qpos, &views, &mut action).unwrap());
+        let s = p.stats();
+        let fresh = (s.steps - s.held).max(1);
+        let extra = format!(
+            "{} chunks, {:.1} steps per chunk, staleness {:.1} / {} steps, {} held",
+            s.chunks,
+            s.steps as f64 / s.chunks.max(1) as f64,
+            s.staleness_sum as f64 / fresh as f64,
+            s.staleness_max,
+            s.held
+        );
+        row(name, ms, &extra);
+    }
+    let mut sync = pair.open_policy(&options)?;
+    let mut action = vec![0.0f32; a];
+    let n = steps.min(200);
+    let ms = paced(n, period, || sync.step(&qpos, &views, &mut action).unwrap());
+    row(&format!("synchronous, temporal ensembling (a query every step; {n} steps)"), ms, "1 chunk per step, staleness 0");
+    Ok(())
+}
