@@ -108,12 +108,12 @@ impl ChunkBlender {
         let (c, a) = (self.chunk, self.action_dim);
         let stored = self.pushed.min(c);
         // Stored chunks in push order (oldest first), keeping those that cover t.
-        let covering = (self.pushed - stored..self.pushed).map(|k| k % c).filter(|&s| self.starts[s] <= t && t < self.starts[s] + c);
+        let mut covering = (self.pushed - stored..self.pushed).map(|k| k % c).filter(|&s| self.starts[s] <= t && t < self.starts[s] + c);
         let row = |s: usize| (s * c + (t - self.starts[s])) * a;
         let mut newest = None;
         match self.blend {
             Blend::Latest => {
-                if let Some(s) = covering.last() {
+                if let Some(s) = covering.next_back() {
                     out[..a].copy_from_slice(&self.chunks[row(s)..][..a]);
                     newest = Some(self.starts[s]);
                 }

@@ -2,6 +2,8 @@
 //! inference thread (`act_options.asynchronous`). The C calls see one interface.
 use act::{AsyncPolicy, Config, Isa, Policy};
 
+// One per handle, which is boxed anyway: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Runner {
     Sync(Policy),
     Async {
