@@ -3,20 +3,23 @@
 //!
 //! Threads and buffers:
 //! - the **caller** (the control loop) calls [`AsyncPolicy::step`] once per control period. It
-//!   validates the observation, copies it into the observation slot (`qpos` and every image,
-//!   preallocated), takes a chunk from the result slot if a new one arrived (one copy of
-//!   chunk x action_dim floats), and blends. It holds each slot's lock only for its copy.
-//! - the **inference thread** (started at construction, joined on drop) waits for an observation
-//!   newer than the last it used, swaps the slot's buffers with its own (no copy under the lock),
-//!   runs [`Policy::predict`] (on the policy's worker threads too, when it has them), and swaps the
-//!   chunk into the result slot. It runs a query whenever it is free, always on the newest
-//!   observation; observations that arrive during a query are superseded, not queued.
+//!   validates the observation, copies it into its back buffer of the observation triple buffer
+//!   (`qpos` and every image, preallocated) and publishes it, wakes the inference thread, takes the
+//!   newest chunk from the result triple buffer if one arrived (the blender copies it into its
+//!   ring), and blends.
+//! - the **inference thread** (started at construction, joined on drop) takes the newest published
+//!   observation, runs [`Policy::predict`] (on the policy's worker threads too, when it has them)
+//!   into its back buffer of the result triple buffer, and publishes it. It runs a query whenever
+//!   it is free, always on the newest observation; observations that arrive during a query are
+//!   superseded, not queued. With nothing new it sleeps (`park`) until `step` wakes it.
 //!
-//! What blocks when: the first step of an episode waits for its first chunk (the robot cannot act
-//! before one exists; after `reset` that can include finishing a query of the previous episode,
-//! which is discarded). Every later step waits at most for the other side's buffer swap or copy.
-//! When every chunk is exhausted (a query took longer than a chunk lasts), the last action is
-//! held and [`AsyncStats::held`] counts it.
+//! What blocks when: the hand-offs are lock-free triple buffers ([`crate::handoff`]), so a step
+//! never waits for the inference thread, however the kernel schedules it (no priority inversion
+//! under a real-time control loop). The one exception is the first step of an episode, which
+//! waits for its first chunk (the robot cannot act before one exists; after `reset` that can
+//! include finishing a query of the previous episode, which is discarded). When every chunk is
+//! exhausted (a query took longer than a chunk lasts), the last action is held and
+//! [`AsyncStats::held`] counts it.
 //!
 //! Alignment: a chunk computed from the observation of step t0 that arrives at step t1 is placed at
 //! t0 (aligned: at step t it contributes its action t - t0) or at t1 (naive: played from action 0,
@@ -24,12 +27,14 @@
 use crate::blend::{Blend, ChunkBlender, Served};
 use crate::config::Config;
 use crate::error::{config_err, Error, Result};
+use crate::handoff::{Reader, TripleBuffer, Writer};
 use crate::policy::{validate_inputs, Policy};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -65,36 +70,36 @@ pub struct AsyncStats {
     pub staleness_max: u64,
 }
 
-struct ObsSlot {
+/// An observation handed to the inference thread.
+struct Observation {
     qpos: Vec<f32>,
     images: Vec<Vec<u8>>,
-    /// Step and episode the observation belongs to.
+    /// Step and episode it belongs to.
     t: usize,
     episode: u64,
-    /// Set by `step`, cleared by the inference thread when it takes the observation.
-    fresh: bool,
-    shutdown: bool,
 }
 
-struct ResultSlot {
-    chunk: Vec<f32>,
-    /// Step (of `episode`) whose observation the chunk was computed from.
+/// A chunk handed back, with the step and episode of its observation.
+struct Chunk {
+    actions: Vec<f32>,
     t: usize,
     episode: u64,
-    fresh: bool,
-    /// Set when a query failed or panicked; the inference thread has stopped.
-    failure: Option<String>,
 }
 
 struct Shared {
-    obs: Mutex<ObsSlot>,
-    obs_ready: Condvar,
-    result: Mutex<ResultSlot>,
-    result_ready: Condvar,
+    observations: TripleBuffer<Observation>,
+    chunks: TripleBuffer<Chunk>,
+    shutdown: AtomicBool,
+    /// Set (after `failure`) when a query failed or panicked; the inference thread has stopped.
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+    /// Only for an episode's first step, which waits for a chunk: the inference thread takes the
+    /// lock and notifies after each publication, the waiting step checks under the lock.
+    arrival: Mutex<()>,
+    arrived: Condvar,
 }
 
-/// Locks a slot. A slot's lock is only held for copies and swaps that cannot panic, so a
-/// poisoned lock still guards consistent data.
+/// Locks a mutex whose data stays consistent even if a holder panicked (a message, or nothing).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -118,11 +123,12 @@ impl ChunkSource for Policy {
 pub struct AsyncPolicy {
     shared: Arc<Shared>,
     worker: Option<JoinHandle<()>>,
+    /// The step side's ends of the two triple buffers.
+    obs_writer: Writer,
+    chunk_reader: Reader,
     config: Config,
     options: AsyncOptions,
     blender: ChunkBlender,
-    /// The newest chunk, copied out of the result slot.
-    inbox: Vec<f32>,
     t: usize,
     episode: u64,
     /// The observation step of the newest chunk this episode.
@@ -142,26 +148,35 @@ impl AsyncPolicy {
         }
         let config = policy.config().clone();
         let (c, a) = (config.chunk_size, config.action_dim);
-        let images: Vec<Vec<u8>> = config.cameras.iter().map(|cam| vec![0u8; cam.height * cam.width * 3]).collect();
-        let shared = Arc::new(Shared {
-            obs: Mutex::new(ObsSlot { qpos: vec![0.0; config.state_dim], images: images.clone(), t: 0, episode: 0, fresh: false, shutdown: false }),
-            obs_ready: Condvar::new(),
-            result: Mutex::new(ResultSlot { chunk: vec![0.0; c * a], t: 0, episode: 0, fresh: false, failure: None }),
-            result_ready: Condvar::new(),
+        let (observations, obs_writer, obs_reader) = TripleBuffer::new(|| Observation {
+            qpos: vec![0.0; config.state_dim],
+            images: config.cameras.iter().map(|cam| vec![0u8; cam.height * cam.width * 3]).collect(),
+            t: 0,
+            episode: 0,
         });
-        let local = ObsSlot { qpos: vec![0.0; config.state_dim], images, t: 0, episode: 0, fresh: false, shutdown: false };
+        let (chunks, chunk_writer, chunk_reader) = TripleBuffer::new(|| Chunk { actions: vec![0.0; c * a], t: 0, episode: 0 });
+        let shared = Arc::new(Shared {
+            observations,
+            chunks,
+            shutdown: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            arrival: Mutex::new(()),
+            arrived: Condvar::new(),
+        });
         let worker = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("act-core-inference".into())
-                .spawn(move || inference_loop(policy, &shared, local))
+                .spawn(move || inference_loop(policy, &shared, obs_reader, chunk_writer))
                 .map_err(|e| config_err("asynchronous", format!("cannot start the inference thread: {e}")))?
         };
         Ok(AsyncPolicy {
             shared,
             worker: Some(worker),
+            obs_writer,
+            chunk_reader,
             blender: ChunkBlender::new(options.blend, c, a),
-            inbox: vec![0.0; c * a],
             config,
             options,
             t: 0,
@@ -209,44 +224,33 @@ impl AsyncPolicy {
             return Err(Error::InputLength { input: "action_out", expected: a, found: action.len() });
         }
         validate_inputs(&self.config, qpos, images)?;
-        {
-            let mut obs = lock(&self.shared.obs);
-            obs.qpos.copy_from_slice(qpos);
-            for (dst, src) in obs.images.iter_mut().zip(images) {
-                dst.copy_from_slice(src);
-            }
-            obs.t = self.t;
-            obs.episode = self.episode;
-            obs.fresh = true;
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(Error::InferenceFailed);
         }
-        self.shared.obs_ready.notify_one();
-        let arrived = {
-            let mut res = lock(&self.shared.result);
-            if self.blender.newest_start().is_none() {
-                // The episode's first chunk: wait for it.
-                while res.failure.is_none() && !(res.fresh && res.episode == self.episode) {
-                    res = self.shared.result_ready.wait(res).unwrap_or_else(|e| e.into_inner());
-                }
-            }
-            if res.failure.is_some() {
-                return Err(Error::InferenceFailed);
-            }
-            let arrived = res.fresh && res.episode == self.episode;
-            if arrived {
-                core::mem::swap(&mut self.inbox, &mut res.chunk);
-                res.fresh = false;
-                Some(res.t)
-            } else {
-                None
-            }
-        };
-        if let Some(t0) = arrived {
+        let obs = self.shared.observations.back(&mut self.obs_writer);
+        obs.qpos.copy_from_slice(qpos);
+        for (dst, src) in obs.images.iter_mut().zip(images) {
+            dst.copy_from_slice(src);
+        }
+        (obs.t, obs.episode) = (self.t, self.episode);
+        self.shared.observations.publish(&mut self.obs_writer);
+        if let Some(w) = &self.worker {
+            w.thread().unpark();
+        }
+        if self.blender.newest_start().is_none() {
+            self.wait_for_first_chunk()?;
+        }
+        // The newest chunk, if one arrived; one of the previous episode (a query that finished
+        // after `reset`) is dropped.
+        if let Some(chunk) = self.shared.chunks.take(&mut self.chunk_reader)
+            && chunk.episode == self.episode
+        {
             let start = match self.options.alignment {
-                Alignment::Observation => t0,
+                Alignment::Observation => chunk.t,
                 Alignment::Arrival => self.t,
             };
-            self.blender.push(start, &self.inbox);
-            self.newest_obs_step = Some(t0);
+            self.blender.push(start, &chunk.actions);
+            self.newest_obs_step = Some(chunk.t);
             self.stats.chunks += 1;
         }
         self.last_served = self.blender.action(self.t, action);
@@ -263,6 +267,42 @@ impl AsyncPolicy {
         Ok(())
     }
 
+    /// Blocks until a chunk of this episode has been published (or the inference thread failed).
+    fn wait_for_first_chunk(&mut self) -> Result<()> {
+        let mut guard = lock(&self.shared.arrival);
+        loop {
+            if self.shared.failed.load(Ordering::Acquire) {
+                return Err(Error::InferenceFailed);
+            }
+            if self.shared.chunks.has_fresh() {
+                // Skip chunks of the previous episode; stop at one of this episode, which stays
+                // readable through the front buffer.
+                match self.shared.chunks.take(&mut self.chunk_reader) {
+                    Some(c) if c.episode == self.episode => {
+                        let (start, t0) = (c.t, c.t);
+                        let start = match self.options.alignment {
+                            Alignment::Observation => start,
+                            Alignment::Arrival => self.t,
+                        };
+                        let chunk = self.shared.chunks.front(&mut self.chunk_reader);
+                        self.blender.push(start, &chunk.actions);
+                        self.newest_obs_step = Some(t0);
+                        self.stats.chunks += 1;
+                        return Ok(());
+                    }
+                    _ => continue,
+                }
+            }
+            guard = self.shared.arrived.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// How the last step's action was served: fresh (with its staleness) or held (every chunk
+    /// exhausted: the action before it repeated). `Served::Empty` before an episode's first step.
+    pub fn last_served(&self) -> Served {
+        self.last_served
+    }
+
     /// Start a new episode: forget the chunks; a query still running on the previous episode's
     /// observation is discarded when it arrives. The next step waits for the new episode's first
     /// chunk.
@@ -274,64 +314,60 @@ impl AsyncPolicy {
         self.last_served = Served::Empty;
     }
 
-    /// How the last step's action was served: fresh (with its staleness) or held (every chunk
-    /// exhausted: the action before it repeated). `Served::Empty` before an episode's first step.
-    pub fn last_served(&self) -> Served {
-        self.last_served
-    }
-
     /// Why the inference thread stopped, if it did.
     pub fn failure(&self) -> Option<String> {
-        lock(&self.shared.result).failure.clone()
+        lock(&self.shared.failure).clone()
     }
 }
 
 impl Drop for AsyncPolicy {
     /// Stops the inference thread after its current query and joins it.
     fn drop(&mut self) {
-        lock(&self.shared.obs).shutdown = true;
-        self.shared.obs_ready.notify_one();
+        self.shared.shutdown.store(true, Ordering::Release);
         if let Some(w) = self.worker.take() {
+            w.thread().unpark();
             // A panic inside a query is caught in the loop; a join error cannot carry anything new.
             let _ = w.join();
         }
     }
 }
 
-fn inference_loop(mut policy: impl ChunkSource, shared: &Shared, mut local: ObsSlot) {
-    let mut chunk = vec![0.0f32; policy.config().chunk_size * policy.config().action_dim];
+fn inference_loop(mut policy: impl ChunkSource, shared: &Shared, mut obs_reader: Reader, mut chunk_writer: Writer) {
     loop {
-        {
-            let mut obs = lock(&shared.obs);
-            while !obs.fresh && !obs.shutdown {
-                obs = shared.obs_ready.wait(obs).unwrap_or_else(|e| e.into_inner());
-            }
-            if obs.shutdown {
-                return;
-            }
-            core::mem::swap(&mut obs.qpos, &mut local.qpos);
-            core::mem::swap(&mut obs.images, &mut local.images);
-            (local.t, local.episode) = (obs.t, obs.episode);
-            obs.fresh = false;
+        if shared.shutdown.load(Ordering::Acquire) {
+            return;
         }
+        let Some(obs) = shared.observations.take(&mut obs_reader) else {
+            // Woken by `step` (unpark) after it publishes, or by drop; a wake-up before the park
+            // is kept by the thread's token, so none is lost.
+            std::thread::park();
+            continue;
+        };
         let mut views: [&[u8]; MAX_CAMERAS] = [&[]; MAX_CAMERAS];
-        for (v, img) in views.iter_mut().zip(&local.images) {
+        for (v, img) in views.iter_mut().zip(&obs.images) {
             *v = img;
         }
-        let n = local.images.len();
-        let outcome = catch_unwind(AssertUnwindSafe(|| policy.predict(&local.qpos, &views[..n], &mut chunk)));
-        let mut res = lock(&shared.result);
-        match outcome {
+        let n = obs.images.len();
+        let out = shared.chunks.back(&mut chunk_writer);
+        let outcome = catch_unwind(AssertUnwindSafe(|| policy.predict(&obs.qpos, &views[..n], &mut out.actions)));
+        let failure = match outcome {
             Ok(Ok(())) => {
-                core::mem::swap(&mut res.chunk, &mut chunk);
-                (res.t, res.episode, res.fresh) = (local.t, local.episode, true);
+                (out.t, out.episode) = (obs.t, obs.episode);
+                shared.chunks.publish(&mut chunk_writer);
+                None
             }
-            Ok(Err(e)) => res.failure = Some(format!("a query failed: {e}")),
-            Err(payload) => res.failure = Some(format!("the inference thread panicked: {}", panic_text(&*payload))),
+            Ok(Err(e)) => Some(format!("a query failed: {e}")),
+            Err(payload) => Some(format!("the inference thread panicked: {}", panic_text(&*payload))),
+        };
+        let stop = failure.is_some();
+        if stop {
+            *lock(&shared.failure) = failure;
+            shared.failed.store(true, Ordering::Release);
         }
-        let stop = res.failure.is_some();
-        drop(res);
-        shared.result_ready.notify_all();
+        // A step waiting for an episode's first chunk checks under this lock; taking it here
+        // (after publishing) means the wake-up cannot fall between its check and its wait.
+        drop(lock(&shared.arrival));
+        shared.arrived.notify_all();
         if stop {
             return;
         }

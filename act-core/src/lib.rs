@@ -18,6 +18,8 @@ pub mod checkpoint;
 pub mod config;
 pub mod ensemble;
 pub mod error;
+#[cfg(feature = "std")]
+mod handoff;
 pub mod kernels;
 pub mod model;
 pub mod policy;

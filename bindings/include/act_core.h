@@ -41,9 +41,8 @@
  *     act_policy_camera, act_policy_async_status and the error-message calls never allocate and
  *     never do I/O, on success and on error alike: safe to call from a real-time control loop.
  *     Synchronous, they never lock, and a step's run time is that of the model's forward pass (on
- *     query steps). Asynchronous, a step copies the observation in and the newest chunk out, each
- *     under a lock the inference thread holds only for a buffer swap; only an episode's first step
- *     waits for a query.
+ *     query steps). Asynchronous, a step copies the observation in and takes the newest chunk
+ *     through lock-free buffers; only an episode's first step waits (for its first chunk).
  *
  * Errors
  *   - Every call returns an act_status (ACT_OK = 0). Pointers and lengths are checked before use;

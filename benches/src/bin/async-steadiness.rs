@@ -5,7 +5,11 @@
 //! The synchronous step (same policy, same pacing) is the comparison row.
 //!
 //! cargo run --release -p act-benches --bin async-steadiness -- [--size default] [--threads 2]
-//!     [--steps 1000] [--hz 50]
+//!     [--steps 1000] [--hz 50] [--realtime PRIORITY]
+//!
+//! `--realtime P` also runs each asynchronous row with the control loop (the thread calling
+//! `step`) under `SCHED_FIFO` at P and the inference thread and workers under normal scheduling,
+//! as a robot would: the kernel then never makes the step wait for a query's threads.
 use act_benches::Pair;
 use act_core::{Alignment, AsyncOptions, AsyncPolicy, Blend, Ensembling, Options};
 use anyhow::Context;
@@ -52,6 +56,7 @@ fn main() -> anyhow::Result<()> {
     let steps: usize = arg("--steps").map_or(Ok(1000), |t| t.parse()).context("--steps")?;
     let hz: f64 = arg("--hz").map_or(Ok(50.0), |t| t.parse()).context("--hz")?;
     let period = Duration::from_secs_f64(1.0 / hz);
+    let realtime: Option<u8> = arg("--realtime").map(|p| p.parse()).transpose().context("--realtime: a SCHED_FIFO priority")?;
     let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()));
     println!("CPU: {}, {} cores, act-core ISA {:?}", cpu.as_deref().unwrap_or("unknown"), std::thread::available_parallelism()?.get(), act_core::Isa::detect());
     let options = Options { threads, ensembling: Ensembling::Coefficient(0.01), ..Default::default() };
@@ -77,14 +82,24 @@ fn main() -> anyhow::Result<()> {
 
     println!("| step call, {steps} steps at {hz} Hz ({size}, {threads} threads) | median | p99 | max | chunks, steps per chunk, staleness mean / max, held |");
     println!("|---|---|---|---|---|");
-    for (name, blend) in [("asynchronous, temporal ensembling (m = 0.01), aligned", Blend::Ensemble(0.01)), ("asynchronous, latest chunk, aligned", Blend::Latest)] {
+    let modes = [("asynchronous, temporal ensembling (m = 0.01), aligned", Blend::Ensemble(0.01)), ("asynchronous, latest chunk, aligned", Blend::Latest)];
+    let priorities: Vec<Option<u8>> = std::iter::once(None).chain(realtime.map(Some)).collect();
+    for (prio, (name, blend)) in priorities.iter().flat_map(|p| modes.iter().map(move |m| (*p, *m))) {
+        // The policy (its inference thread and workers) is created under normal scheduling; only
+        // the control loop is raised.
         let policy = pair.open_policy(&options)?;
         let mut p = AsyncPolicy::new(policy, AsyncOptions { blend, alignment: Alignment::Observation })?;
         let mut action = vec![0.0f32; a];
         // The first step waits for the first chunk: not part of the steady state.
         p.step(&qpos, &views, &mut action)?;
         p.reset_stats();
+        act_core::realtime::set_current_thread_priority(prio)?;
         let ms = paced(steps, period, || p.step(&qpos, &views, &mut action).unwrap());
+        act_core::realtime::set_current_thread_priority(None)?;
+        let name = match prio {
+            Some(p) => format!("{name}, control loop SCHED_FIFO {p}"),
+            None => name.to_string(),
+        };
         let s = p.stats();
         let fresh = (s.steps - s.held).max(1);
         let extra = format!(
@@ -95,7 +110,7 @@ fn main() -> anyhow::Result<()> {
             s.staleness_max,
             s.held
         );
-        row(name, ms, &extra);
+        row(&name, ms, &extra);
     }
     let mut sync = pair.open_policy(&options)?;
     let mut action = vec![0.0f32; a];
