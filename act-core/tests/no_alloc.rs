@@ -74,16 +74,16 @@ fn asynchronous_steps_allocate_nothing_on_either_thread() {
         // The first step waits for the first query; from then on both threads are in steady state.
         p.step(&[0.1; 14], &[&img], &mut action).unwrap();
         let before = ALLOCATIONS.load(Ordering::SeqCst);
-        // Two episodes, each stepping until several queries have run (a busy machine may run them
-        // slowly; the count is what matters, not the time).
+        // Two episodes, each stepping until a few queries have run (under emulation, on a busy
+        // machine, a query can take a second; the count is what matters, not the time).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
         for episode in 0..2 {
             let chunks = p.stats().chunks;
-            for i in 0..5000 {
+            let mut i = 0;
+            while p.stats().chunks < chunks + 3 && std::time::Instant::now() < deadline {
                 p.step(&[0.01 * i as f32; 14], &[&img], &mut action).unwrap();
-                std::thread::sleep(std::time::Duration::from_micros(500));
-                if p.stats().chunks >= chunks + 4 {
-                    break;
-                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                i += 1;
             }
             if episode == 0 {
                 p.reset();
@@ -91,7 +91,7 @@ fn asynchronous_steps_allocate_nothing_on_either_thread() {
         }
         assert!(p.step(&[f32::NAN; 14], &[&img], &mut action).is_err());
         let after = ALLOCATIONS.load(Ordering::SeqCst);
-        assert!(p.stats().chunks >= 9, "queries ran meanwhile: {:?}", p.stats());
+        assert!(p.stats().chunks >= 7, "queries ran meanwhile: {:?}", p.stats());
         assert_eq!(after - before, 0, "{blend:?}: {} allocations during asynchronous steps", after - before);
     }
 }
