@@ -24,7 +24,7 @@
 //! Alignment: a chunk computed from the observation of step t0 that arrives at step t1 is placed at
 //! t0 (aligned: at step t it contributes its action t - t0) or at t1 (naive: played from action 0,
 //! t1 - t0 steps late), see [`Alignment`].
-use crate::blend::{Blend, ChunkBlender, Served};
+use crate::blend::{Alignment, AsyncStats, Blend, ChunkBlender, Served};
 use crate::config::Config;
 use crate::error::{config_err, Error, Result};
 use crate::handoff::{Reader, TripleBuffer, Writer};
@@ -38,36 +38,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-/// Where a late chunk is placed in time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Alignment {
-    /// At the step its observation was taken: the stale head of the chunk is skipped.
-    #[default]
-    Observation,
-    /// At the step it arrives, played from its first action (a plain queue; for comparison).
-    Arrival,
-}
-
 /// Options of the asynchronous stepper.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AsyncOptions {
     pub blend: Blend,
     pub alignment: Alignment,
-}
-
-/// Counters since construction (or the last [`AsyncPolicy::reset_stats`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AsyncStats {
-    /// Steps served.
-    pub steps: u64,
-    /// Chunks received (of the current episodes; a chunk of a previous episode is discarded).
-    pub chunks: u64,
-    /// Steps that held the last action because no chunk covered them.
-    pub held: u64,
-    /// Sum and maximum over fresh steps of the staleness: steps since the observation (aligned) or
-    /// the arrival (naive) of the newest chunk used.
-    pub staleness_sum: u64,
-    pub staleness_max: u64,
 }
 
 /// An observation handed to the inference thread.
@@ -240,60 +215,45 @@ impl AsyncPolicy {
         if self.blender.newest_start().is_none() {
             self.wait_for_first_chunk()?;
         }
-        // The newest chunk, if one arrived; one of the previous episode (a query that finished
-        // after `reset`) is dropped.
-        if let Some(chunk) = self.shared.chunks.take(&mut self.chunk_reader)
-            && chunk.episode == self.episode
-        {
-            let start = match self.options.alignment {
-                Alignment::Observation => chunk.t,
-                Alignment::Arrival => self.t,
-            };
-            self.blender.push(start, &chunk.actions);
-            self.newest_obs_step = Some(chunk.t);
-            self.stats.chunks += 1;
-        }
+        self.receive();
         self.last_served = self.blender.action(self.t, action);
-        match self.last_served {
-            Served::Fresh { staleness } => {
-                self.stats.staleness_sum += staleness as u64;
-                self.stats.staleness_max = self.stats.staleness_max.max(staleness as u64);
-            }
-            Served::Held => self.stats.held += 1,
-            Served::Empty => unreachable!("the first step of an episode waits for its first chunk"),
-        }
-        self.stats.steps += 1;
+        assert!(self.last_served != Served::Empty, "the first step of an episode waits for its first chunk");
+        self.stats.record(self.last_served);
         self.t += 1;
         Ok(())
     }
 
+    /// Takes the newest published chunk into the blender if it belongs to this episode (one of the
+    /// previous episode, a query that finished after `reset`, is dropped); returns whether it did.
+    fn receive(&mut self) -> bool {
+        let Some(chunk) = self.shared.chunks.take(&mut self.chunk_reader) else { return false };
+        if chunk.episode != self.episode {
+            return false;
+        }
+        self.blender.push(self.options.alignment.start(chunk.t, self.t), &chunk.actions);
+        self.newest_obs_step = Some(chunk.t);
+        self.stats.chunks += 1;
+        true
+    }
+
     /// Blocks until a chunk of this episode has been published (or the inference thread failed).
     fn wait_for_first_chunk(&mut self) -> Result<()> {
-        let mut guard = lock(&self.shared.arrival);
+        // A second handle (an atomic increment, no allocation): the guard borrows it while
+        // `receive` borrows `self` mutably.
+        let shared = Arc::clone(&self.shared);
+        let mut guard = lock(&shared.arrival);
         loop {
-            if self.shared.failed.load(Ordering::Acquire) {
+            if shared.failed.load(Ordering::Acquire) {
                 return Err(Error::InferenceFailed);
             }
-            if self.shared.chunks.has_fresh() {
-                // Skip chunks of the previous episode; stop at one of this episode, which stays
-                // readable through the front buffer.
-                match self.shared.chunks.take(&mut self.chunk_reader) {
-                    Some(c) if c.episode == self.episode => {
-                        let (start, t0) = (c.t, c.t);
-                        let start = match self.options.alignment {
-                            Alignment::Observation => start,
-                            Alignment::Arrival => self.t,
-                        };
-                        let chunk = self.shared.chunks.front(&mut self.chunk_reader);
-                        self.blender.push(start, &chunk.actions);
-                        self.newest_obs_step = Some(t0);
-                        self.stats.chunks += 1;
-                        return Ok(());
-                    }
-                    _ => continue,
-                }
+            if self.receive() {
+                return Ok(());
             }
-            guard = self.shared.arrived.wait(guard).unwrap_or_else(|e| e.into_inner());
+            // A chunk of the previous episode was dropped: look again before sleeping.
+            if shared.chunks.has_fresh() {
+                continue;
+            }
+            guard = shared.arrived.wait(guard).unwrap_or_else(|e| e.into_inner());
         }
     }
 

@@ -34,6 +34,56 @@ pub enum Served {
     Empty,
 }
 
+/// Where a late chunk is placed in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Alignment {
+    /// At the step its observation was taken: the stale head of the chunk is skipped.
+    #[default]
+    Observation,
+    /// At the step it arrives, played from its first action (a plain queue; for comparison).
+    Arrival,
+}
+
+impl Alignment {
+    /// The start step of a chunk observed at step `observed` and received at step `arrived`.
+    pub fn start(self, observed: usize, arrived: usize) -> usize {
+        match self {
+            Alignment::Observation => observed,
+            Alignment::Arrival => arrived,
+        }
+    }
+}
+
+/// Counters of served steps (the asynchronous stepper's, and act-sim's latency simulation's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AsyncStats {
+    /// Steps served.
+    pub steps: u64,
+    /// Chunks received (of the current episodes; a chunk of a previous episode is discarded).
+    pub chunks: u64,
+    /// Steps that held the last action because no chunk covered them.
+    pub held: u64,
+    /// Sum and maximum over fresh steps of the staleness: steps since the observation (aligned) or
+    /// the arrival (naive) of the newest chunk used.
+    pub staleness_sum: u64,
+    pub staleness_max: u64,
+}
+
+impl AsyncStats {
+    /// Counts one served step.
+    pub fn record(&mut self, served: Served) {
+        match served {
+            Served::Fresh { staleness } => {
+                self.staleness_sum += staleness as u64;
+                self.staleness_max = self.staleness_max.max(staleness as u64);
+            }
+            Served::Held => self.held += 1,
+            Served::Empty => {}
+        }
+        self.steps += 1;
+    }
+}
+
 pub struct ChunkBlender {
     blend: Blend,
     chunk: usize,

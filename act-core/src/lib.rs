@@ -30,8 +30,8 @@ mod fs;
 pub mod realtime;
 
 #[cfg(feature = "std")]
-pub use async_policy::{Alignment, AsyncOptions, AsyncPolicy, AsyncStats, ChunkSource};
-pub use blend::{Blend, ChunkBlender, Served};
+pub use async_policy::{AsyncOptions, AsyncPolicy, ChunkSource};
+pub use blend::{Alignment, AsyncStats, Blend, ChunkBlender, Served};
 pub use checkpoint::{Normalization, Stats};
 pub use config::{Activation, Camera, Config};
 pub use ensemble::TemporalEnsembler;

@@ -10,18 +10,9 @@
 //! of an episode is waited for (the episode starts when it arrives). K = 0 is today's synchronous
 //! evaluation, action for action.
 use crate::eval::{check_dims, Backend};
-use act_core::{Blend, ChunkBlender, Options, Policy, Served};
+use act_core::{Alignment, AsyncStats, Blend, ChunkBlender, Options, Policy, Served};
 use anyhow::{Context, Result};
 use std::path::Path;
-
-/// Where a late chunk is placed in time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Alignment {
-    /// At the step its observation was taken (act-core's `AsyncPolicy` default).
-    Aligned,
-    /// At the step it arrives, played from its first action: a plain queue.
-    Naive,
-}
 
 /// How chunks become actions, and when queries start.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,17 +38,8 @@ pub struct LatencyBackend {
     /// The observation step of the last query started this episode.
     last_query: Option<usize>,
     t: usize,
-    stats: LatencyStats,
-}
-
-/// Served-action counters over all rollouts.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LatencyStats {
-    pub steps: u64,
-    pub chunks: u64,
-    pub held: u64,
-    /// Sum over fresh steps of the steps since the newest covering chunk's start.
-    pub staleness_sum: u64,
+    /// Served-step counters over all rollouts.
+    stats: AsyncStats,
 }
 
 impl LatencyBackend {
@@ -87,20 +69,16 @@ impl LatencyBackend {
             in_flight: None,
             last_query: None,
             t: 0,
-            stats: LatencyStats::default(),
+            stats: AsyncStats::default(),
         })
     }
 
-    pub fn stats(&self) -> LatencyStats {
+    pub fn stats(&self) -> AsyncStats {
         self.stats
     }
 
     fn deliver(&mut self, t0: usize) {
-        let start = match self.alignment {
-            Alignment::Aligned => t0,
-            Alignment::Naive => self.t,
-        };
-        self.blender.push(start, &self.pending);
+        self.blender.push(self.alignment.start(t0, self.t), &self.pending);
         self.stats.chunks += 1;
     }
 
@@ -147,12 +125,9 @@ impl Backend for LatencyBackend {
                 self.in_flight = Some((self.t, self.t + self.k));
             }
         }
-        match self.blender.action(self.t, action) {
-            Served::Fresh { staleness } => self.stats.staleness_sum += staleness as u64,
-            Served::Held => self.stats.held += 1,
-            Served::Empty => unreachable!("the first chunk of an episode is delivered at once"),
-        }
-        self.stats.steps += 1;
+        let served = self.blender.action(self.t, action);
+        assert!(served != Served::Empty, "the first chunk of an episode is delivered at once");
+        self.stats.record(served);
         self.t += 1;
         Ok(queried)
     }

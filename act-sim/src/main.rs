@@ -12,7 +12,8 @@ use act_sim::env::{EeEnv, JointEnv};
 use act_sim::scripted::record_episode;
 use act_sim::video::{VideoWriter, ffmpeg_available, hconcat, write_png};
 use act_sim::eval::{ActCoreBackend, Backend, EvalConfig, Querying, TchBackend, evaluate, stage_names};
-use act_sim::latency::{Alignment, Blending, LatencyBackend, measured_latency_steps};
+use act_core::Alignment;
+use act_sim::latency::{Blending, LatencyBackend, measured_latency_steps};
 use act_sim::{Task, scene};
 
 #[derive(Parser)]
@@ -207,7 +208,7 @@ fn run(cli: Cli) -> Result<()> {
                         Querying::Ensemble(m) => Blending::Ensemble(m),
                         Querying::Every(k) => Blending::Chunk(k),
                     };
-                    let alignment = if alignment == "naive" { Alignment::Naive } else { Alignment::Aligned };
+                    let alignment = if alignment == "naive" { Alignment::Arrival } else { Alignment::Observation };
                     println!("simulated latency: {latency} steps, {blending:?}, {alignment:?}");
                     Box::new(LatencyBackend::open(&ckpt, blending, alignment, latency)?)
                 }

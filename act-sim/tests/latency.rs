@@ -3,7 +3,8 @@
 //! here independently with `Policy::predict` on the recorded observations.
 use act_core::{Options, Policy};
 use act_sim::eval::{ActCoreBackend, Backend, Querying};
-use act_sim::latency::{Alignment, Blending, LatencyBackend};
+use act_core::Alignment;
+use act_sim::latency::{Blending, LatencyBackend};
 
 const H: usize = 96;
 const W: usize = 128;
@@ -39,7 +40,7 @@ fn zero_latency_is_synchronous_evaluation() {
     let ckpt = tiny_checkpoint("k0");
     for (querying, blending) in [(Querying::Every(8), Blending::Chunk(8)), (Querying::Every(3), Blending::Chunk(3)), (Querying::Ensemble(0.1), Blending::Ensemble(0.1))] {
         let mut sync = ActCoreBackend::open(&ckpt, querying).unwrap();
-        for alignment in [Alignment::Aligned, Alignment::Naive] {
+        for alignment in [Alignment::Observation, Alignment::Arrival] {
             let mut lat = LatencyBackend::open(&ckpt, blending, alignment, 0).unwrap();
             for episode in 0..2 {
                 let (a, qa) = run(&mut sync, 20);
@@ -71,7 +72,7 @@ fn late_chunks_are_placed_at_their_observation_or_their_arrival() {
         p.predict(&q, &[&img], &mut out).unwrap();
         out
     };
-    for alignment in [Alignment::Aligned, Alignment::Naive] {
+    for alignment in [Alignment::Observation, Alignment::Arrival] {
         let mut lat = LatencyBackend::open(&ckpt, Blending::Latest, alignment, 3).unwrap();
         let (actions, queried) = run(&mut lat, 14);
         let want_queries: Vec<bool> = (0..14).map(|t| t == 0 || (t >= 1 && (t - 1) % 3 == 0)).collect();
@@ -79,7 +80,7 @@ fn late_chunks_are_placed_at_their_observation_or_their_arrival() {
         for (t, got) in actions.iter().enumerate() {
             // The newest chunk delivered by step t: from observation t0, arrived at `arrival`.
             let (t0, arrival) = if t < 4 { (0, 0) } else { (1 + 3 * ((t - 4) / 3), 4 + 3 * ((t - 4) / 3)) };
-            let start = if alignment == Alignment::Aligned { t0 } else { arrival };
+            let start = if alignment == Alignment::Observation { t0 } else { arrival };
             let chunk = chunk_of(&mut reference, t0);
             let want = &chunk[(t - start) * a..(t - start + 1) * a];
             assert_eq!(&got[..], want, "{alignment:?} step {t}: action {} of the chunk from step {t0}", t - start);
@@ -88,7 +89,7 @@ fn late_chunks_are_placed_at_their_observation_or_their_arrival() {
     // Ensembling over the chunks covering each step, aligned: step 5 is covered by the chunks from
     // steps 0 (action 5) and 1 (action 4); weights exp(-m i), oldest first.
     let m = 0.5f32;
-    let mut lat = LatencyBackend::open(&ckpt, Blending::Ensemble(m), Alignment::Aligned, 3).unwrap();
+    let mut lat = LatencyBackend::open(&ckpt, Blending::Ensemble(m), Alignment::Observation, 3).unwrap();
     let (actions, _) = run(&mut lat, 6);
     let (c0, c1) = (chunk_of(&mut reference, 0), chunk_of(&mut reference, 1));
     let w1 = (-m).exp();
@@ -104,7 +105,7 @@ fn exhausted_chunks_hold_the_last_action() {
     // K = 6 with chunks of 8, aligned: the chunk from step 1 arrives at 7 and covers steps 1..=8;
     // the next, from step 7, arrives at 13. Steps 9..=12 hold step 8's action.
     let ckpt = tiny_checkpoint("held");
-    let mut lat = LatencyBackend::open(&ckpt, Blending::Latest, Alignment::Aligned, 6).unwrap();
+    let mut lat = LatencyBackend::open(&ckpt, Blending::Latest, Alignment::Observation, 6).unwrap();
     let (actions, _) = run(&mut lat, 14);
     for t in 9..=12 {
         assert_eq!(actions[t], actions[8], "step {t}");
