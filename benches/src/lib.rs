@@ -89,5 +89,6 @@ impl Pair {
         out.actions * std + mean
     }
 }
+pub mod control;
 pub mod peak;
 pub mod sched;

@@ -10,43 +10,15 @@
 //! `--realtime P` also runs each asynchronous row with the control loop (the thread calling
 //! `step`) under `SCHED_FIFO` at P and the inference thread and workers under normal scheduling,
 //! as a robot would: the kernel then never makes the step wait for a query's threads.
+use act_benches::control::{arg, control_loop, percentile};
 use act_benches::Pair;
 use act_core::{Alignment, AsyncOptions, AsyncPolicy, Blend, Ensembling, Options};
 use anyhow::Context;
 use std::time::{Duration, Instant};
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// Runs `step` `steps` times, one per period from absolute deadlines; returns each call's ms.
-fn paced(steps: usize, period: Duration, mut step: impl FnMut()) -> Vec<f64> {
-    let mut next = Instant::now();
-    (0..steps)
-        .map(|_| {
-            let s = Instant::now();
-            step();
-            let ms = s.elapsed().as_secs_f64() * 1e3;
-            next += period;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            } else {
-                next = now;
-            }
-            ms
-        })
-        .collect()
-}
-
-fn row(name: &str, mut ms: Vec<f64>, extra: &str) {
-    ms.sort_by(f64::total_cmp);
-    let (med, p99, max) = (percentile(&ms, 0.5), percentile(&ms, 0.99), ms[ms.len() - 1]);
+fn row(name: &str, ms: Vec<f64>, extra: &str) {
+    let max = ms.iter().copied().fold(0.0, f64::max);
+    let (med, p99) = (percentile(ms.clone(), 0.5), percentile(ms, 0.99));
     println!("| {name} | {med:.3} ms | {p99:.3} ms | {max:.3} ms | {extra} |");
 }
 
@@ -94,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         p.step(&qpos, &views, &mut action)?;
         p.reset_stats();
         act_core::realtime::set_current_thread_priority(prio)?;
-        let ms = paced(steps, period, || p.step(&qpos, &views, &mut action).unwrap());
+        let ms = control_loop(steps, Some(period), || p.step(&qpos, &views, &mut action).unwrap()).into_iter().map(|s| s.0).collect();
         act_core::realtime::set_current_thread_priority(None)?;
         let name = match prio {
             Some(p) => format!("{name}, control loop SCHED_FIFO {p}"),
@@ -115,7 +87,7 @@ fn main() -> anyhow::Result<()> {
     let mut sync = pair.open_policy(&options)?;
     let mut action = vec![0.0f32; a];
     let n = steps.min(200);
-    let ms = paced(n, period, || sync.step(&qpos, &views, &mut action).unwrap());
+    let ms = control_loop(n, Some(period), || sync.step(&qpos, &views, &mut action).unwrap()).into_iter().map(|s| s.0).collect();
     row(&format!("synchronous, temporal ensembling (a query every step; {n} steps)"), ms, "1 chunk per step, staleness 0");
     Ok(())
 }

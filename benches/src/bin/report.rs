@@ -10,6 +10,7 @@
 //! `--steady-realtime P` adds steadiness rows for a paced control loop (one step per period, 85 %
 //! of it busy) under normal scheduling and with the caller and act-core's workers under
 //! `SCHED_FIFO` at priority P (needs root or CAP_SYS_NICE).
+use act_benches::control::{arg, control_loop, median, percentile};
 use act_benches::{peak::fma_peak_gflops, Pair};
 use anyhow::Context;
 use act_core::kernels::exec::Serial;
@@ -17,21 +18,6 @@ use act_core::kernels::gemm::{gemm, Epilogue};
 use act_core::kernels::pack::{ConvA, ConvGeometry, MatrixA, PackedB, RowMap};
 use act_core::{Ensembling, Isa, Options, WeightStorage};
 use std::time::{Duration, Instant};
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
 
 fn default_reps(size: &str) -> usize {
     match size {
@@ -68,39 +54,6 @@ fn floor_steps(threads: usize, median_ms: f64, steps: usize, priority: Option<u8
             });
         }
     }))
-}
-
-/// Runs `steps` steps: back to back (`period` None), or one per period on absolute deadlines as a
-/// robot's control loop does (a step that overruns starts the next period at once). Each step
-/// is `timed`.
-fn control_loop(steps: usize, period: Option<Duration>, mut step: impl FnMut()) -> Vec<(f64, Option<f64>)> {
-    let mut next = Instant::now();
-    (0..steps)
-        .map(|_| {
-            let r = timed(&mut step);
-            if let Some(p) = period {
-                next += p;
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    next = now;
-                }
-            }
-            r
-        })
-        .collect()
-}
-
-/// Runs `f` once: its time in ms, and how long the process's threads waited for a CPU meanwhile
-/// (read outside the timed interval; `None` where the kernel does not say).
-fn timed(f: impl FnOnce()) -> (f64, Option<f64>) {
-    let w0 = act_benches::sched::runqueue_wait_ms();
-    let s = Instant::now();
-    f();
-    let ms = s.elapsed().as_secs_f64() * 1e3;
-    let w1 = act_benches::sched::runqueue_wait_ms();
-    (ms, w0.zip(w1).map(|(a, b)| b - a))
 }
 
 fn main() -> anyhow::Result<()> {
