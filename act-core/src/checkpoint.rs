@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec;
 use alloc::vec::Vec;
 use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
@@ -75,6 +76,10 @@ impl<'a> TensorStore<'a> {
                 let s = stripped(n);
                 s.starts_with("transformer.") || s.starts_with("backbones.")
             });
+            // Sorted: the header's JSON object comes back in hash order, and a duplicate must be
+            // reported the same way on every run.
+            let mut names = names;
+            names.sort_unstable();
             for name in names {
                 if is_stats_key(name) {
                     continue;
@@ -83,7 +88,9 @@ impl<'a> TensorStore<'a> {
                 if let Some((from, to)) = ORIGINAL_NAMES.iter().find(|(from, _)| original && key.starts_with(from)) {
                     key = format!("{to}{}", &key[from.len()..]);
                 }
-                model_keys.insert(key, (0, name.to_string()));
+                if let Some((_, first)) = model_keys.insert(key, (0, name.to_string())) {
+                    return Err(Error::DuplicateTensor { first, second: name.to_string() });
+                }
             }
         }
         Ok(TensorStore { files, model_keys, metadata })
@@ -155,6 +162,14 @@ pub struct Normalization {
     pub std_eps: f32,
 }
 
+/// The smallest divisor `std + eps` accepted for state and image statistics: a smaller one turns
+/// any input off the mean into 1e10 or more (or infinity), which no trained network expects.
+/// LeRobot's constant dimensions (std 0, eps 1e-8) stay accepted.
+pub const MIN_DIVISOR: f32 = 1e-10;
+/// The largest `std_eps` accepted: LeRobot uses 1e-8, act-train 0; a large eps flattens every
+/// normalised input towards zero.
+pub const MAX_STD_EPS: f32 = 1e-2;
+
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
@@ -203,15 +218,40 @@ impl Normalization {
                 .trim()
                 .parse::<f32>()
                 .ok()
-                .filter(|e| e.is_finite() && *e >= 0.0)
-                .ok_or_else(|| crate::error::config_err("std_eps", format!("`{s}` is not a non-negative number")))?,
+                .filter(|e| (0.0..=MAX_STD_EPS).contains(e))
+                .ok_or_else(|| crate::error::config_err("std_eps", format!("`{s}` is not a number in 0..={MAX_STD_EPS}")))?,
             None => 1e-8,
         };
-        for (what, s) in [("state", &state), ("action", &action)] {
-            if let Some(i) = s.std.iter().position(|&v| v + std_eps <= 0.0) {
-                return Err(crate::error::config_err(what, format!("std[{i}] + eps is not positive")));
+        let norm = Normalization { state, action, images, std_eps };
+        norm.validate(config)?;
+        Ok(norm)
+    }
+
+    /// Every statistic within its documented range (docs/CHECKPOINT.md): stds non-negative,
+    /// state and image divisors `std + eps` at least `MIN_DIVISOR`, image stds positive.
+    fn validate(&self, config: &crate::Config) -> Result<()> {
+        let bad = |name: String, reason: String| Err(Error::BadStatistic { name, reason });
+        let eps = self.std_eps;
+        let mut checks: Vec<(String, &Stats, bool)> =
+            vec![("observation.state.std".into(), &self.state, true), ("action.std".into(), &self.action, false)];
+        for (cam, s) in config.cameras.iter().zip(&self.images) {
+            checks.push((format!("observation.images.{}.std", cam.name), s, true));
+        }
+        for (name, s, divides) in checks {
+            for (i, &v) in s.std.iter().enumerate() {
+                if v < 0.0 {
+                    return bad(name, format!("std[{i}] = {v} is negative"));
+                }
+                if divides && v + eps < MIN_DIVISOR {
+                    return bad(name, format!("std[{i}] + eps = {v} + {eps} is below {MIN_DIVISOR}: normalising would divide by (almost) zero"));
+                }
             }
         }
-        Ok(Normalization { state, action, images, std_eps })
+        for (cam, s) in config.cameras.iter().zip(&self.images) {
+            if let Some(i) = s.std.iter().position(|&v| v <= 0.0) {
+                return bad(format!("observation.images.{}.std", cam.name), format!("std[{i}] = {} is not positive", s.std[i]));
+            }
+        }
+        Ok(())
     }
 }

@@ -97,6 +97,18 @@ struct RawConfig {
     replace_final_stride_with_dilation: Option<bool>,
 }
 
+/// A camera name is also a MuJoCo camera name (act-sim) and a C string (the C ABI): not empty,
+/// no control characters (NUL included).
+fn check_camera_name(key: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(config_err(key, "empty camera name (expected observation.images.<camera>)"));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(config_err(key, alloc::format!("camera name holds the control character U+{:04X}", c as u32)));
+    }
+    Ok(())
+}
+
 fn required(v: Option<usize>, field: &str) -> Result<usize> {
     v.ok_or_else(|| config_err(field, "missing"))
 }
@@ -137,7 +149,11 @@ impl Config {
         let inputs = raw.input_features.ok_or_else(|| config_err("input_features", "missing"))?;
         let mut state_dim = None;
         let mut cameras = Vec::new();
+        let mut seen = alloc::collections::BTreeSet::new();
         for (key, feat) in &inputs.0 {
+            if !seen.insert(key.as_str()) {
+                return Err(config_err(key, "appears more than once in input_features"));
+            }
             if key == "observation.state" {
                 let [d] = feat.shape[..] else {
                     return Err(config_err("input_features.observation.state", "shape must be [state_dim]"));
@@ -150,6 +166,7 @@ impl Config {
                 let [3, h, w] = feat.shape[..] else {
                     return Err(config_err(key, alloc::format!("shape {:?} is not [3, H, W]", feat.shape)));
                 };
+                check_camera_name(key, cam)?;
                 let height = in_range(h, key, 32, MAX_IMAGE_SIDE)?;
                 let width = in_range(w, key, 32, MAX_IMAGE_SIDE)?;
                 cameras.push(Camera { name: cam.to_string(), height, width });
@@ -185,8 +202,9 @@ impl Config {
         let n_action_steps = in_range(raw.n_action_steps.unwrap_or(chunk_size), "n_action_steps", 1, chunk_size)?;
         let temporal_ensemble_coeff = match raw.temporal_ensemble_coeff {
             None => None,
-            Some(c) if c.is_finite() && c >= 0.0 => Some(c as f32),
-            Some(c) => return Err(config_err("temporal_ensemble_coeff", alloc::format!("{c} must be finite and >= 0"))),
+            // Finite as f32 too: 1e39 is finite in f64 and infinite in f32 (every step NaN).
+            Some(c) if c.is_finite() && c >= 0.0 && (c as f32).is_finite() => Some(c as f32),
+            Some(c) => return Err(config_err("temporal_ensemble_coeff", alloc::format!("{c} must be finite (in f32) and >= 0"))),
         };
         Ok(Config {
             state_dim,

@@ -1,7 +1,8 @@
 //! Temporal ensembling (ACT_SPEC.md section 5): every step's chunk is kept for `chunk` steps; the
 //! action for time t averages every stored prediction for t with weights `exp(-m * i)`, i = 0 for
 //! the OLDEST prediction, normalised to sum to one. Fixed capacity; `push` never allocates.
-use alloc::vec;
+use crate::error::Result;
+use crate::memory::zeroed;
 use alloc::vec::Vec;
 
 pub struct TemporalEnsembler {
@@ -16,15 +17,28 @@ pub struct TemporalEnsembler {
 }
 
 impl TemporalEnsembler {
+    /// Panics where [`TemporalEnsembler::try_new`] returns an error.
     pub fn new(coeff: f32, chunk: usize, action_dim: usize) -> TemporalEnsembler {
-        TemporalEnsembler {
+        TemporalEnsembler::try_new(coeff, chunk, action_dim).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The history (`chunk x chunk x action_dim` floats) allocated with `try_reserve`; a size
+    /// past `usize` or a refusal by the system is an error.
+    pub fn try_new(coeff: f32, chunk: usize, action_dim: usize) -> Result<TemporalEnsembler> {
+        let n = chunk.checked_mul(chunk).and_then(|n| n.checked_mul(action_dim)).unwrap_or(usize::MAX);
+        Ok(TemporalEnsembler {
             coeff,
             chunk,
             action_dim,
-            history: vec![0.0; chunk * chunk * action_dim],
-            weights: (0..chunk).map(|i| libm::expf(-coeff * i as f32)).collect(),
+            history: zeroed(n, "temporal-ensembling history")?,
+            weights: zeroed(chunk, "temporal-ensembling history")?.into_iter().enumerate().map(|(i, _): (usize, f32)| libm::expf(-coeff * i as f32)).collect(),
             t: 0,
-        }
+        })
+    }
+
+    /// Bytes of history and weights.
+    pub fn bytes(&self) -> usize {
+        4 * (self.history.len() + self.weights.len())
     }
 
     pub fn coefficient(&self) -> f32 {

@@ -26,6 +26,21 @@ pub enum Error {
     NonFiniteInput { input: &'static str, index: usize },
     /// A file could not be read (std only).
     Io { path: String, message: String },
+    /// Two tensors of the checkpoint name the same model weight once names are mapped (e.g.
+    /// `model.action_head.weight` and `action_head.weight`): which one to use would be a guess.
+    DuplicateTensor { first: String, second: String },
+    /// A normalisation statistic or a folded scale is outside its documented range (negative
+    /// std or variance, a divisor below `MIN_DIVISOR`, ...): `name` is the tensor or field.
+    BadStatistic { name: String, reason: String },
+    /// The policy would hold more memory than the budget (`Options::memory_budget`, default
+    /// `DEFAULT_MEMORY_BUDGET`): `needed` bytes in all, of which `largest` names the biggest part
+    /// and the configuration fields that size it.
+    MemoryBudget { needed: u64, budget: u64, largest: String },
+    /// The system refused an allocation of `bytes` for `what` (computed within the budget).
+    AllocationFailed { what: &'static str, bytes: u64 },
+    /// The model produced NaN or infinity (index into `output`): extreme weights, statistics or
+    /// inputs. The actions are not handed out.
+    NonFiniteOutput { output: &'static str, index: usize },
     /// The asynchronous stepper's inference thread stopped: a query failed or panicked
     /// (`AsyncPolicy::failure` says which). The policy cannot produce new chunks.
     InferenceFailed,
@@ -54,12 +69,45 @@ impl fmt::Display for Error {
                 write!(f, "input `{input}` holds NaN or infinity at index {index}")
             }
             Error::Io { path, message } => write!(f, "cannot read `{path}`: {message}"),
+            Error::DuplicateTensor { first, second } => {
+                write!(f, "tensors `{first}` and `{second}` both name the same model weight; keep one of them")
+            }
+            Error::BadStatistic { name, reason } => write!(f, "statistic `{name}`: {reason}"),
+            Error::MemoryBudget { needed, budget, largest } => write!(
+                f,
+                "the policy would hold {} (largest part: {largest}), more than the memory budget of {} (Options::memory_budget)",
+                Bytes(*needed),
+                Bytes(*budget)
+            ),
+            Error::AllocationFailed { what, bytes } => write!(f, "the system refused {} for {what}", Bytes(*bytes)),
+            Error::NonFiniteOutput { output, index } => {
+                write!(f, "the model produced NaN or infinity in `{output}` at index {index} (extreme weights, statistics or inputs)")
+            }
             Error::InferenceFailed => write!(f, "the inference thread stopped after a failed query; open the policy again"),
         }
     }
 }
 
 impl core::error::Error for Error {}
+
+/// A byte count for people: "6.55 TB", "412.3 MB", "17 bytes" (decimal units).
+pub struct Bytes(pub u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b == u64::MAX {
+            return f.write_str("more than 2^64 bytes");
+        }
+        let units = [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")];
+        for (scale, unit) in units {
+            if b as f64 >= scale {
+                return write!(f, "{:.2} {unit} ({b} bytes)", b as f64 / scale);
+            }
+        }
+        write!(f, "{b} bytes")
+    }
+}
 
 pub(crate) fn config_err(field: &str, reason: impl Into<String>) -> Error {
     Error::Config { field: field.into(), reason: reason.into() }

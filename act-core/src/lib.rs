@@ -3,7 +3,7 @@
 //! `#![no_std]` + `alloc`: [`Policy::new`] parses a checkpoint from byte slices, prepacks the
 //! weights and allocates every buffer once; [`Policy::predict`] and [`Policy::step`] then run
 //! without allocating. The `std` feature adds [`Policy::open`] for checkpoint files and LeRobot
-//! checkpoint directories (memory-mapped).
+//! checkpoint directories (read, not mapped: see `fs`).
 //!
 //! Layout after llama2.c: [`Config`] is the blueprint, the model modules hold the weights, the
 //! workspace holds every activation, and `forward` only reads and writes them.
@@ -21,11 +21,12 @@ pub mod error;
 #[cfg(feature = "std")]
 mod handoff;
 pub mod kernels;
+pub mod memory;
 pub mod model;
 pub mod policy;
 
 #[cfg(feature = "std")]
-mod fs;
+pub mod fs;
 #[cfg(feature = "std")]
 pub mod realtime;
 
@@ -37,4 +38,5 @@ pub use config::{Activation, Camera, Config};
 pub use ensemble::TemporalEnsembler;
 pub use error::{Error, Result};
 pub use kernels::{Isa, WeightStorage};
+pub use memory::DEFAULT_MEMORY_BUDGET;
 pub use policy::{Ensembling, Intermediates, Options, Policy};

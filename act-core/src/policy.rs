@@ -7,12 +7,12 @@ use crate::error::{config_err, Error, Result};
 use crate::kernels::exec::Executor;
 use crate::kernels::pack::{zero_border, Packing, WeightStorage};
 use crate::kernels::Isa;
+use crate::memory::{zeroed, Plan, Sizing, DEFAULT_MEMORY_BUDGET};
 use crate::model::backbone::{padded_len, BackboneBuffers, ResNet18, FEATURE_CHANNELS, IMAGE_PAD};
 use crate::model::layers::{LayerNorm, Linear};
 use crate::model::pos_embed::sine_2d;
 use crate::model::transformer::{Buffers, DecoderLayer, EncoderLayer};
 use alloc::format;
-use alloc::vec;
 use alloc::vec::Vec;
 
 /// How `step` turns chunks into actions.
@@ -56,6 +56,11 @@ pub struct Options {
     /// Without ensembling, query every this many steps (1..=chunk_size); `None`: the config's
     /// `n_action_steps`.
     pub n_action_steps: Option<usize>,
+    /// The most memory the policy may hold, in bytes; `None`: [`DEFAULT_MEMORY_BUDGET`] (4 GiB).
+    /// The need is computed from the config before anything is allocated (`Error::MemoryBudget`
+    /// names the largest part and the fields that size it); `Policy::open` also refuses a file
+    /// larger than the budget. [`Policy::memory_bytes`] reports what a policy holds.
+    pub memory_budget: Option<u64>,
 }
 
 struct Weights {
@@ -104,6 +109,8 @@ pub struct Policy {
     weights: Weights,
     ws: Workspace,
     stepper: Stepper,
+    /// What the weights, workspace and stepper hold, counted after allocation.
+    memory_bytes: u64,
 }
 
 /// Views into the last `predict`/`step` computation, for tests and debugging.
@@ -147,6 +154,15 @@ impl Policy {
             }
             config.n_action_steps = k;
         }
+        let coeff = match options.ensembling {
+            Ensembling::FromConfig => config.temporal_ensemble_coeff,
+            Ensembling::Disabled => None,
+            Ensembling::Coefficient(c) if c.is_finite() && c >= 0.0 => Some(c),
+            Ensembling::Coefficient(c) => return Err(config_err("temporal_ensemble_coeff", format!("{c} must be finite and >= 0"))),
+        };
+        // Everything this policy will hold, before any of it is allocated.
+        let plan = Plan::new(&config, Sizing { threads, nr: isa.nr(), storage: options.weights, ensembling: coeff.is_some() });
+        plan.check(options.memory_budget.unwrap_or(DEFAULT_MEMORY_BUDGET))?;
         let store = TensorStore::parse(buffers)?;
         let norm = Normalization::load(&store, &config)?;
         if options.weights == WeightStorage::F16 && !isa.supports_f16() {
@@ -166,17 +182,16 @@ impl Policy {
         }
         let weights = load_weights(&store, &config, Packing { isa, storage: options.weights })?;
         let ws = Workspace::new(&config, isa, &weights, threads, options.realtime_priority)?;
-        let coeff = match options.ensembling {
-            Ensembling::FromConfig => config.temporal_ensemble_coeff,
-            Ensembling::Disabled => None,
-            Ensembling::Coefficient(c) if c.is_finite() && c >= 0.0 => Some(c),
-            Ensembling::Coefficient(c) => return Err(config_err("temporal_ensemble_coeff", format!("{c} must be finite and >= 0"))),
-        };
         let stepper = match coeff {
-            Some(c) => Stepper::Ensemble(TemporalEnsembler::new(c, config.chunk_size, config.action_dim)),
-            None => Stepper::Chunk { t: 0, chunk: vec![0.0; config.chunk_size * config.action_dim] },
+            Some(c) => Stepper::Ensemble(TemporalEnsembler::try_new(c, config.chunk_size, config.action_dim)?),
+            None => Stepper::Chunk { t: 0, chunk: zeroed(config.chunk_size * config.action_dim, "chunk execution buffer")? },
         };
-        Ok(Policy { config, norm, isa, weights, ws, stepper })
+        let stepper_bytes = match &stepper {
+            Stepper::Ensemble(e) => e.bytes(),
+            Stepper::Chunk { chunk, .. } => chunk.len() * 4,
+        };
+        let memory_bytes = (weights.bytes() + ws.bytes() + stepper_bytes) as u64;
+        Ok(Policy { config, norm, isa, weights, ws, stepper, memory_bytes })
     }
 
     /// A single-file checkpoint (config in the safetensors metadata, docs/CHECKPOINT.md).
@@ -201,6 +216,12 @@ impl Policy {
     /// Bytes of prepacked GEMM and convolution weights.
     pub fn weight_bytes(&self) -> usize {
         self.weights.packed_bytes()
+    }
+
+    /// Bytes the policy holds: packed weights, position embeddings, every buffer of the workspace
+    /// and the stepper (what `Options::memory_budget` bounds; the checkpoint's bytes are not kept).
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes
     }
 
     /// Threads a step runs on.
@@ -230,7 +251,7 @@ impl Policy {
         for (row_out, row) in out.chunks_exact_mut(a).zip(self.ws.actions_norm.chunks_exact(a)) {
             self.unnormalize(row, row_out);
         }
-        Ok(())
+        check_finite("actions", out)
     }
 
     /// One control step: the action for the current time, with temporal ensembling (query every
@@ -263,7 +284,7 @@ impl Policy {
         for (i, v) in action.iter_mut().enumerate() {
             *v = *v * s.std[i] + s.mean[i];
         }
-        Ok(())
+        check_finite("action", action)
     }
 
     /// Start a new episode: forget ensembling history and restart chunk execution.
@@ -309,6 +330,10 @@ impl Policy {
         ws.src[..dim].copy_from_slice(&w.latent_token);
         for (i, (&q, s)) in qpos.iter().zip(ws.state.iter_mut()).enumerate() {
             *s = (q - norm.state.mean[i]) / (norm.state.std[i] + eps);
+            if !s.is_finite() {
+                // Finite but so far from the mean that normalising overflows f32.
+                return Err(Error::NonFiniteInput { input: "qpos (after normalisation: (qpos - mean) / (std + eps) overflows)", index: i });
+            }
         }
         w.state_proj.forward(isa, &ws.state, 1, &mut ws.src[dim..2 * dim], None, false, &*ws.exec);
 
@@ -357,7 +382,8 @@ impl Policy {
         ws.decoder_out.copy_from_slice(&ws.tgt[..chunk * dim]);
         w.decoder_norm.forward(&mut ws.decoder_out);
         w.action_head.forward(isa, &ws.decoder_out, chunk, &mut ws.actions_norm, None, false, &*ws.exec);
-        Ok(())
+        // Checked before a stepper records the chunk, so NaN never enters ensembling history.
+        check_finite("actions (normalised)", &ws.actions_norm)
     }
 }
 
@@ -366,6 +392,13 @@ fn check_len(input: &'static str, expected: usize, found: usize) -> Result<()> {
         return Err(Error::InputLength { input, expected, found });
     }
     Ok(())
+}
+
+fn check_finite(output: &'static str, values: &[f32]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(Error::NonFiniteOutput { output, index }),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn validate_inputs(cfg: &Config, qpos: &[f32], images: &[&[u8]]) -> Result<()> {
@@ -420,25 +453,56 @@ impl Workspace {
         let max_h = cfg.cameras.iter().map(|c| c.height).max().unwrap_or(0);
         let max_w = cfg.cameras.iter().map(|c| c.width).max().unwrap_or(0);
         let feature_sizes: Vec<(usize, usize)> = cfg.cameras.iter().map(|c| Config::feature_size(c.height, c.width)).collect();
+        let features =
+            feature_sizes.iter().map(|&(h, w)| zeroed(h * w * FEATURE_CHANNELS, "feature maps")).collect::<Result<Vec<_>>>()?;
         Ok(Workspace {
-            image: vec![0.0; cfg.cameras.iter().map(|c| padded_len(c.height, c.width, 3, IMAGE_PAD)).max().unwrap_or(0)],
+            image: zeroed(cfg.cameras.iter().map(|c| padded_len(c.height, c.width, 3, IMAGE_PAD)).max().unwrap_or(0), "input image buffer")?,
             // conv1's output size grows with each side, so the largest sides bound every camera.
-            backbone: w.backbone.buffers(max_h, max_w),
-            features: feature_sizes.iter().map(|&(h, w)| vec![0.0; h * w * FEATURE_CHANNELS]).collect(),
+            backbone: w.backbone.buffers(max_h, max_w)?,
+            features,
             feature_sizes,
-            state: vec![0.0; cfg.state_dim],
-            src: vec![0.0; rows * dim],
-            memory_pos: vec![0.0; tokens * dim],
-            tgt: vec![0.0; rows * dim],
-            decoder_out: vec![0.0; cfg.chunk_size * dim],
-            actions_norm: vec![0.0; cfg.chunk_size * cfg.action_dim],
-            layers: Buffers::new(isa, rows, dim, cfg.dim_feedforward, cfg.n_heads, threads),
+            state: zeroed(cfg.state_dim, "state buffer")?,
+            src: zeroed(rows * dim, "transformer buffers")?,
+            memory_pos: zeroed(tokens * dim, "transformer buffers")?,
+            tgt: zeroed(rows * dim, "transformer buffers")?,
+            decoder_out: zeroed(cfg.chunk_size * dim, "transformer buffers")?,
+            actions_norm: zeroed(cfg.chunk_size * cfg.action_dim, "actions")?,
+            layers: Buffers::new(isa, rows, dim, cfg.dim_feedforward, cfg.n_heads, threads)?,
             exec: make_executor(threads, priority)?,
         })
     }
 }
 
+impl Workspace {
+    fn bytes(&self) -> usize {
+        let floats = self.image.len()
+            + self.features.iter().map(Vec::len).sum::<usize>()
+            + self.state.len()
+            + self.src.len()
+            + self.memory_pos.len()
+            + self.tgt.len()
+            + self.decoder_out.len()
+            + self.actions_norm.len();
+        floats * 4 + self.backbone.bytes() + self.layers.bytes()
+    }
+}
+
 impl Weights {
+    /// Packed weights plus every other weight-derived vector (biases, norms, embeddings).
+    fn bytes(&self) -> usize {
+        let vectors = self.latent_token.len() + self.encoder_pos.len() + self.query_pos.len() + 2 * self.decoder_norm.gamma.len();
+        self.packed_bytes() + vectors * 4 + self.bias_bytes()
+    }
+
+    fn bias_bytes(&self) -> usize {
+        4 * (self.img_proj.b.len()
+            + self.state_proj.b.len()
+            + self.action_head.b.len()
+            + self.backbone.bias_len()
+            + self.encoder.iter().map(|l| l.vector_len()).sum::<usize>()
+            + self.decoder.iter().map(|l| l.vector_len()).sum::<usize>())
+    }
+
     fn packed_bytes(&self) -> usize {
         self.backbone.packed_bytes()
             + self.img_proj.w.bytes()

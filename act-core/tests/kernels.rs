@@ -177,7 +177,7 @@ fn multi_head_attention_matches_per_head_loops() {
     }
     for isa in isas() {
         let mut out = vec![0.0f32; tq * dim];
-        let mut scratch = AttentionScratch::new(isa, tq, tk, hd, 1);
+        let mut scratch = AttentionScratch::new(isa, tq, tk, hd, 1).unwrap();
         fn t(d: &[f32], len: usize, dim: usize) -> Tokens<'_> {
             Tokens { data: d, ld: dim, len }
         }

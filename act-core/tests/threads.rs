@@ -123,7 +123,7 @@ fn threaded_attention_equals_serial() {
     for isa in isas() {
         let run = |exec: &dyn act_core::kernels::Executor, parts: usize| {
             let mut out = vec![f32::NAN; tq * dim];
-            let mut scratch = AttentionScratch::new(isa, tq, tk, hd, parts);
+            let mut scratch = AttentionScratch::new(isa, tq, tk, hd, parts).unwrap();
             multi_head_attention(isa, t(&q, tq, dim), t(&k, tk, dim), t(&v, tk, dim), heads, hd, &mut out, dim, &mut scratch, exec);
             out
         };

@@ -5,7 +5,7 @@ use super::gemm::{gemm, gemm_raw, Epilogue};
 use super::norm::softmax_rows_isa;
 use super::pack::{pack_b_into, packed_b_len, MatrixA, RowMap};
 use super::Isa;
-use alloc::vec;
+use crate::memory::zeroed;
 use alloc::vec::Vec;
 
 /// Per-part scratch for attention over at most `max_q` queries and `max_k` keys; allocate once.
@@ -21,11 +21,19 @@ struct PartScratch {
 }
 
 impl AttentionScratch {
-    pub fn new(isa: Isa, max_q: usize, max_k: usize, head_dim: usize, parts: usize) -> AttentionScratch {
+    pub fn new(isa: Isa, max_q: usize, max_k: usize, head_dim: usize, parts: usize) -> crate::error::Result<AttentionScratch> {
         let nr = isa.nr();
         let packed = packed_b_len(head_dim, max_k, nr).max(packed_b_len(max_k, head_dim, nr));
-        let parts = (0..parts.max(1)).map(|_| PartScratch { scores: vec![0.0; max_q * max_k], packed: vec![0.0; packed] }).collect();
-        AttentionScratch { parts, max_q, max_k }
+        let parts = (0..parts.max(1))
+            .map(|_| {
+                Ok(PartScratch { scores: zeroed(max_q * max_k, "attention scratch")?, packed: zeroed(packed, "attention scratch")? })
+            })
+            .collect::<crate::error::Result<Vec<_>>>()?;
+        Ok(AttentionScratch { parts, max_q, max_k })
+    }
+
+    pub fn bytes(&self) -> usize {
+        4 * self.parts.iter().map(|p| p.scores.len() + p.packed.len()).sum::<usize>()
     }
 }
 

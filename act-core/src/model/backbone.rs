@@ -3,14 +3,14 @@
 //! buffers (one pixel of zeros around every activation, three around the input image), so every
 //! convolution window lies inside its buffer and the kernels need no bounds checks.
 use crate::checkpoint::TensorStore;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::exec::Executor;
 use crate::kernels::gemm::{gemm, Epilogue};
 use crate::kernels::pack::{zero_border, ConvA, ConvGeometry, PackedB, RowMap};
 use crate::kernels::pack::Packing;
 use crate::kernels::Isa;
+use crate::memory::zeroed;
 use alloc::format;
-use alloc::vec;
 use alloc::vec::Vec;
 
 const BN_EPS: f64 = 1e-5;
@@ -34,8 +34,22 @@ impl ConvBn {
         let beta = store.model(&format!("{bn}.bias"), &[cout])?;
         let mean = store.model(&format!("{bn}.running_mean"), &[cout])?;
         let var = store.model(&format!("{bn}.running_var"), &[cout])?;
+        if let Some(c) = var.iter().position(|&v| v < 0.0) {
+            return Err(Error::BadStatistic { name: format!("model.{bn}.running_var"), reason: format!("running_var[{c}] = {} is negative", var[c]) });
+        }
         let scale: Vec<f64> = (0..cout).map(|c| gamma[c] as f64 / libm::sqrt(var[c] as f64 + BN_EPS)).collect();
-        let bias = (0..cout).map(|c| (beta[c] as f64 - mean[c] as f64 * scale[c]) as f32).collect();
+        let bias: Vec<f32> = (0..cout).map(|c| (beta[c] as f64 - mean[c] as f64 * scale[c]) as f32).collect();
+        // Folding multiplies every weight by its channel's scale: all of it must stay finite in f32.
+        let per_out = cin * k * k;
+        for co in 0..cout {
+            let w_max = w[co * per_out..(co + 1) * per_out].iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
+            if !bias[co].is_finite() || w_max * scale[co].abs() > f32::MAX as f64 {
+                return Err(Error::BadStatistic {
+                    name: format!("model.{bn}"),
+                    reason: format!("channel {co}: folding the BatchNorm into `{conv}.weight` overflows f32 (scale {:e})", scale[co]),
+                });
+            }
+        }
         // Implicit-im2col row p = (ky, kx, ci) with ci fastest; weight is [cout, cin, ky, kx].
         let packed = PackedB::from_fn_stored(k * k * cin, cout, isa.nr(), isa.storage, |p, co| {
             let (tap, ci) = (p / cin, p % cin);
@@ -83,6 +97,12 @@ pub struct BackboneBuffers {
     t: Vec<f32>,
     d: Vec<f32>,
     y: Vec<f32>,
+}
+
+impl BackboneBuffers {
+    pub fn bytes(&self) -> usize {
+        4 * (self.x.len() + self.t.len() + self.d.len() + self.y.len())
+    }
 }
 
 pub struct ResNet18 {
@@ -133,12 +153,19 @@ impl ResNet18 {
     }
 
     /// Buffers for images up to `h x w`.
-    pub fn buffers(&self, h: usize, w: usize) -> BackboneBuffers {
+    pub fn buffers(&self, h: usize, w: usize) -> Result<BackboneBuffers> {
         // The largest activation is conv1's output (64 channels at half resolution); every later
         // one is at most a quarter of that times 2.
         let (oh, ow) = self.conv1.out_size(h, w);
         let n = padded_len(oh, ow, 64, ACT_PAD);
-        BackboneBuffers { x: vec![0.0; n], t: vec![0.0; n], d: vec![0.0; n], y: vec![0.0; n] }
+        let buffer = || zeroed(n, "backbone activations");
+        Ok(BackboneBuffers { x: buffer()?, t: buffer()?, d: buffer()?, y: buffer()? })
+    }
+
+    /// Floats in the folded BatchNorm biases.
+    pub fn bias_len(&self) -> usize {
+        self.conv1.bias.len()
+            + self.blocks.iter().map(|b| b.conv1.bias.len() + b.conv2.bias.len() + b.downsample.as_ref().map_or(0, |d| d.bias.len())).sum::<usize>()
     }
 
     /// `image`: normalised NHWC h x w x 3 inside IMAGE_PAD zeros. Writes layer4's output

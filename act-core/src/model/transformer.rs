@@ -8,8 +8,8 @@ use crate::kernels::attention::{multi_head_attention, AttentionScratch, Tokens};
 use crate::kernels::exec::Executor;
 use crate::kernels::pack::Packing;
 use crate::kernels::Isa;
+use crate::memory::zeroed;
 use alloc::format;
-use alloc::vec;
 use alloc::vec::Vec;
 
 /// nn.MultiheadAttention with its packed in_proj split into the q, k, v projections.
@@ -40,17 +40,41 @@ impl Attention {
     pub fn packed_bytes(&self) -> usize {
         self.wq.w.bytes() + self.wk.w.bytes() + self.wv.w.bytes() + self.out.w.bytes()
     }
+
+    fn bias_len(&self) -> usize {
+        self.wq.b.len() + self.wk.b.len() + self.wv.b.len() + self.out.b.len()
+    }
+}
+
+fn norm_len(n: &LayerNorm) -> usize {
+    n.gamma.len() + n.beta.len()
 }
 
 impl EncoderLayer {
     pub fn packed_bytes(&self) -> usize {
         self.self_attn.packed_bytes() + self.linear1.w.bytes() + self.linear2.w.bytes()
     }
+
+    /// Floats in biases and norm parameters.
+    pub fn vector_len(&self) -> usize {
+        self.self_attn.bias_len() + self.linear1.b.len() + self.linear2.b.len() + norm_len(&self.norm1) + norm_len(&self.norm2)
+    }
 }
 
 impl DecoderLayer {
     pub fn packed_bytes(&self) -> usize {
         self.self_attn.packed_bytes() + self.cross_attn.packed_bytes() + self.linear1.w.bytes() + self.linear2.w.bytes()
+    }
+
+    /// Floats in biases and norm parameters.
+    pub fn vector_len(&self) -> usize {
+        self.self_attn.bias_len()
+            + self.cross_attn.bias_len()
+            + self.linear1.b.len()
+            + self.linear2.b.len()
+            + norm_len(&self.norm1)
+            + norm_len(&self.norm2)
+            + norm_len(&self.norm3)
     }
 }
 
@@ -69,17 +93,23 @@ pub struct Buffers {
 }
 
 impl Buffers {
-    pub fn new(isa: Isa, rows: usize, dim: usize, ff: usize, heads: usize, parts: usize) -> Buffers {
-        Buffers {
-            q: vec![0.0; rows * dim],
-            k: vec![0.0; rows * dim],
-            v: vec![0.0; rows * dim],
-            attn: vec![0.0; rows * dim],
-            xp: vec![0.0; rows * dim],
-            tmp: vec![0.0; rows * dim],
-            ff: vec![0.0; rows * ff],
-            attention: AttentionScratch::new(isa, rows, rows, dim / heads, parts),
-        }
+    pub fn new(isa: Isa, rows: usize, dim: usize, ff: usize, heads: usize, parts: usize) -> Result<Buffers> {
+        let stream = || zeroed(rows * dim, "transformer buffers");
+        Ok(Buffers {
+            q: stream()?,
+            k: stream()?,
+            v: stream()?,
+            attn: stream()?,
+            xp: stream()?,
+            tmp: stream()?,
+            ff: zeroed(rows * ff, "transformer buffers")?,
+            attention: AttentionScratch::new(isa, rows, rows, dim / heads, parts)?,
+        })
+    }
+
+    pub fn bytes(&self) -> usize {
+        4 * (self.q.len() + self.k.len() + self.v.len() + self.attn.len() + self.xp.len() + self.tmp.len() + self.ff.len())
+            + self.attention.bytes()
     }
 }
 

@@ -41,7 +41,7 @@ fn attention_probe() {
     let (t, dim, heads) = (302usize, 512usize, 8usize);
     let q = vec![0.01f32; t * dim];
     let mut out = vec![0.0f32; t * dim];
-    let mut sc = AttentionScratch::new(isa, t, t, dim / heads, 1);
+    let mut sc = AttentionScratch::new(isa, t, t, dim / heads, 1).unwrap();
     let times: Vec<f64> = (0..15).map(|_| { let st = Instant::now(); let tk = Tokens { data: &q, ld: dim, len: t }; multi_head_attention(isa, tk, tk, tk, heads, dim / heads, &mut out, dim, &mut sc, &Serial); st.elapsed().as_secs_f64() }).collect();
     println!("attention 302 tokens x 8 heads x 64: {:.2} ms (x4 encoder layers)", median(times) * 1e3);
     let mut row = vec![0.5f32; t * t * heads];
