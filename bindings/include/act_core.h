@@ -90,12 +90,14 @@ typedef enum act_status {
    */
   ACT_ERR_INVALID_ARGUMENT = 2,
   /**
-   * The checkpoint file or directory cannot be read.
+   * The checkpoint file or directory cannot be read, or is not a regular file (a FIFO, a device,
+   * a directory where a file belongs), or exceeds its size limit.
    */
   ACT_ERR_IO = 3,
   /**
    * The checkpoint is malformed: truncated, bad header, missing tensor, wrong shape,
-   * unsupported dtype, NaN or infinite weight.
+   * unsupported dtype, NaN or infinite weight, a statistic out of range (negative std or
+   * variance, a divisor near zero), two tensors naming the same weight.
    */
   ACT_ERR_CHECKPOINT = 4,
   /**
@@ -121,6 +123,17 @@ typedef enum act_status {
    * every later call on it returns this status; free it and open a new one.
    */
   ACT_ERR_INTERNAL = 9,
+  /**
+   * The model produced NaN or infinity (extreme weights, statistics or inputs); the action
+   * buffer holds no usable action and must not be sent to a robot.
+   */
+  ACT_ERR_NON_FINITE_OUTPUT = 10,
+  /**
+   * The policy would hold more memory than `act_options.memory_budget` allows (the message
+   * names the largest part and the config fields that size it), or the system refused an
+   * allocation. Nothing was allocated for the policy.
+   */
+  ACT_ERR_OUT_OF_MEMORY = 11,
 } act_status;
 
 /**
@@ -281,6 +294,11 @@ typedef struct act_options {
    * waits for them (except on an episode's first step, for the first chunk).
    */
   uint32_t asynchronous;
+  /**
+   * The most memory the policy may hold, in bytes; 0 = the default, 4 GiB. Computed from the
+   * config before anything is allocated; a checkpoint file larger than it is not read.
+   */
+  uint64_t memory_budget;
 } act_options;
 
 /**
@@ -324,6 +342,10 @@ typedef struct act_info {
    * The `act_asynchronous` value the policy was opened with.
    */
   uint32_t asynchronous;
+  /**
+   * Bytes the policy holds (weights and every buffer), as bounded by `act_options.memory_budget`.
+   */
+  uint64_t memory_bytes;
 } act_info;
 
 /**
@@ -395,7 +417,13 @@ struct act_options act_options_default(void);
  * `path` is a NUL-terminated file-system path. `options` may be NULL (defaults). On success `*out`
  * receives a new handle owned by the caller (free it with `act_policy_free`); on failure `*out` is
  * set to NULL (when `out` is not NULL) and `act_last_error()` explains why.
- * Allocates: all of the policy's memory is allocated here, once.
+ * Allocates: all of the policy's memory is allocated here, once, after checking the total the
+ * configuration needs against `options->memory_budget` (ACT_ERR_OUT_OF_MEMORY names the part).
+ * Files: only regular files (or links to them) are opened, without blocking: a FIFO, a device or a
+ * directory in a file's place is ACT_ERR_IO naming it. Each file is read into memory, never
+ * mapped, and is not used after the open returns: another process truncating it during the open
+ * gives ACT_ERR_CHECKPOINT ("truncated"), never SIGBUS. config.json is limited to 16 MiB and a
+ * tensor file to the memory budget.
  *
  * # Safety
  * `path` is NULL or a NUL-terminated string; `options` is NULL or points to an `act_options`;

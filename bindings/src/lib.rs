@@ -90,7 +90,11 @@ fn status_of(e: &Error) -> act_status {
         | Error::MissingTensor { .. }
         | Error::ShapeMismatch { .. }
         | Error::UnsupportedDtype { .. }
-        | Error::NonFiniteWeight { .. } => ACT_ERR_CHECKPOINT,
+        | Error::NonFiniteWeight { .. }
+        | Error::DuplicateTensor { .. }
+        | Error::BadStatistic { .. } => ACT_ERR_CHECKPOINT,
+        Error::MemoryBudget { .. } | Error::AllocationFailed { .. } => ACT_ERR_OUT_OF_MEMORY,
+        Error::NonFiniteOutput { .. } => ACT_ERR_NON_FINITE_OUTPUT,
         Error::Config { .. } => ACT_ERR_CONFIG,
         Error::InputLength { .. } => ACT_ERR_INPUT_SIZE,
         Error::NonFiniteInput { .. } => ACT_ERR_NON_FINITE_INPUT,
@@ -235,7 +239,8 @@ fn parse_options(options: *const act_options) -> Result<(Options, Option<Alignme
         2 => Some(Alignment::Arrival),
         v => return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.asynchronous = {v} is not an act_asynchronous value"))),
     };
-    Ok((Options { ensembling, isa, threads: o.threads as usize, weights, realtime_priority, ..Default::default() }, alignment))
+    let memory_budget = (o.memory_budget != 0).then_some(o.memory_budget);
+    Ok((Options { ensembling, isa, threads: o.threads as usize, weights, realtime_priority, memory_budget, ..Default::default() }, alignment))
 }
 
 fn isa_code(isa: Isa) -> u32 {
@@ -265,10 +270,10 @@ fn finish_open(result: act::Result<Policy>, alignment: Option<Alignment>, out: *
     let policy = match alignment {
         None => Runner::Sync(policy),
         Some(alignment) => {
-            let (isa, ensemble_coeff) = (policy.isa(), policy.ensemble_coefficient());
+            let (isa, ensemble_coeff, memory_bytes) = (policy.isa(), policy.ensemble_coefficient(), policy.memory_bytes());
             let blend = ensemble_coeff.map_or(Blend::Latest, Blend::Ensemble);
             let policy = AsyncPolicy::new(policy, AsyncOptions { blend, alignment }).map_err(|e| global_fail(status_of(&e), format_args!("{e}")))?;
-            Runner::Async { policy, isa, ensemble_coeff }
+            Runner::Async { policy, isa, ensemble_coeff, memory_bytes }
         }
     };
     let handle = Box::new(act_policy { policy, camera_names, error: ErrorBuf::new(), poisoned: false });
@@ -282,7 +287,7 @@ fn finish_open(result: act::Result<Policy>, alignment: Option<Alignment>, out: *
 /// The same as a zero-initialised `act_options`.
 #[unsafe(no_mangle)]
 pub extern "C" fn act_options_default() -> act_options {
-    act_options { threads: 0, ensembling: 0, ensemble_coeff: 0.0, isa: 0, precision: 0, realtime_priority: 0, asynchronous: 0 }
+    act_options { threads: 0, ensembling: 0, ensemble_coeff: 0.0, isa: 0, precision: 0, realtime_priority: 0, asynchronous: 0, memory_budget: 0 }
 }
 
 /// Opens a checkpoint: a single-file checkpoint (`.safetensors` with the config in its metadata) or
@@ -291,7 +296,13 @@ pub extern "C" fn act_options_default() -> act_options {
 /// `path` is a NUL-terminated file-system path. `options` may be NULL (defaults). On success `*out`
 /// receives a new handle owned by the caller (free it with `act_policy_free`); on failure `*out` is
 /// set to NULL (when `out` is not NULL) and `act_last_error()` explains why.
-/// Allocates: all of the policy's memory is allocated here, once.
+/// Allocates: all of the policy's memory is allocated here, once, after checking the total the
+/// configuration needs against `options->memory_budget` (ACT_ERR_OUT_OF_MEMORY names the part).
+/// Files: only regular files (or links to them) are opened, without blocking: a FIFO, a device or a
+/// directory in a file's place is ACT_ERR_IO naming it. Each file is read into memory, never
+/// mapped, and is not used after the open returns: another process truncating it during the open
+/// gives ACT_ERR_CHECKPOINT ("truncated"), never SIGBUS. config.json is limited to 16 MiB and a
+/// tensor file to the memory budget.
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `options` is NULL or points to an `act_options`;
@@ -406,6 +417,7 @@ pub unsafe extern "C" fn act_policy_info(policy: *const act_policy, out: *mut ac
                         Alignment::Arrival => act_asynchronous::ACT_ASYNC_NAIVE,
                     },
                 } as u32,
+                memory_bytes: p.memory_bytes(),
             };
             // SAFETY: non-NULL, aligned, writable by contract.
             out.write(info);
@@ -682,6 +694,8 @@ pub extern "C" fn act_status_string(status: c_int) -> *const c_char {
         7 => c"input or output has the wrong size",
         8 => c"input holds NaN or infinity",
         9 => c"internal error",
+        10 => c"the model produced NaN or infinity",
+        11 => c"the policy needs more memory than its budget, or the system refused it",
         _ => c"unknown status",
     };
     s.as_ptr()

@@ -11,6 +11,7 @@ pub(crate) enum Runner {
         /// Read from the policy before it moved onto the inference thread.
         isa: Isa,
         ensemble_coeff: Option<f32>,
+        memory_bytes: u64,
     },
 }
 
@@ -26,6 +27,13 @@ impl Runner {
         match self {
             Runner::Sync(p) => p.isa(),
             Runner::Async { isa, .. } => *isa,
+        }
+    }
+
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        match self {
+            Runner::Sync(p) => p.memory_bytes(),
+            Runner::Async { memory_bytes, .. } => *memory_bytes,
         }
     }
 

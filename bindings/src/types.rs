@@ -15,10 +15,12 @@ pub enum act_status {
     /// An argument is out of range: an unknown option value, a camera index past the end, a
     /// misaligned `float` pointer, an output buffer that overlaps an input.
     ACT_ERR_INVALID_ARGUMENT = 2,
-    /// The checkpoint file or directory cannot be read.
+    /// The checkpoint file or directory cannot be read, or is not a regular file (a FIFO, a device,
+    /// a directory where a file belongs), or exceeds its size limit.
     ACT_ERR_IO = 3,
     /// The checkpoint is malformed: truncated, bad header, missing tensor, wrong shape,
-    /// unsupported dtype, NaN or infinite weight.
+    /// unsupported dtype, NaN or infinite weight, a statistic out of range (negative std or
+    /// variance, a divisor near zero), two tensors naming the same weight.
     ACT_ERR_CHECKPOINT = 4,
     /// The checkpoint's configuration is missing, malformed or out of the supported range.
     ACT_ERR_CONFIG = 5,
@@ -33,6 +35,13 @@ pub enum act_status {
     /// An internal error (a Rust panic, caught at the boundary). The handle is unusable afterwards:
     /// every later call on it returns this status; free it and open a new one.
     ACT_ERR_INTERNAL = 9,
+    /// The model produced NaN or infinity (extreme weights, statistics or inputs); the action
+    /// buffer holds no usable action and must not be sent to a robot.
+    ACT_ERR_NON_FINITE_OUTPUT = 10,
+    /// The policy would hold more memory than `act_options.memory_budget` allows (the message
+    /// names the largest part and the config fields that size it), or the system refused an
+    /// allocation. Nothing was allocated for the policy.
+    ACT_ERR_OUT_OF_MEMORY = 11,
 }
 
 /// `act_options.ensembling`: how `act_policy_step` turns predicted chunks into actions.
@@ -118,6 +127,9 @@ pub struct act_options {
     /// otherwise queries run on an inference thread started at open and `act_policy_step` never
     /// waits for them (except on an episode's first step, for the first chunk).
     pub asynchronous: u32,
+    /// The most memory the policy may hold, in bytes; 0 = the default, 4 GiB. Computed from the
+    /// config before anything is allocated; a checkpoint file larger than it is not read.
+    pub memory_budget: u64,
 }
 
 /// `act_options.asynchronous`: who runs the model, and how a late chunk is placed in time.
@@ -167,6 +179,8 @@ pub struct act_info {
     pub isa: u32,
     /// The `act_asynchronous` value the policy was opened with.
     pub asynchronous: u32,
+    /// Bytes the policy holds (weights and every buffer), as bounded by `act_options.memory_budget`.
+    pub memory_bytes: u64,
 }
 
 /// Where an asynchronous policy's actions come from (`act_policy_async_status`).
