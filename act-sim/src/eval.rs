@@ -94,9 +94,9 @@ impl TchBackend {
         let core = Policy::open(ckpt, &Options::default()).with_context(|| format!("loading {}", ckpt.display()))?;
         check_dims(core.config().state_dim, core.config().action_dim)?;
         let cfg_text = if ckpt.is_dir() {
-            std::fs::read_to_string(ckpt.join("config.json"))?
+            act_core::fs::read_json_file(&ckpt.join("config.json"))?
         } else {
-            let bytes = std::fs::read(ckpt)?;
+            let bytes = act_core::fs::read_regular_file(ckpt, act_core::DEFAULT_MEMORY_BUDGET, "the memory budget")?;
             let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
             meta.metadata().as_ref().and_then(|m| m.get("config").cloned()).context("checkpoint has no config metadata")?
         };
@@ -167,6 +167,9 @@ impl Backend for TchBackend {
         };
         for (i, v) in action.iter_mut().enumerate() {
             *v = *v * self.norm.action.std[i] + self.norm.action.mean[i];
+        }
+        if let Some(i) = action.iter().position(|v| !v.is_finite()) {
+            bail!("the policy produced NaN or infinity (action[{i}] at step {}): extreme weights, statistics or inputs", self.t);
         }
         self.t += 1;
         Ok(queried)

@@ -373,7 +373,8 @@ impl ActConfig {
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        // Regular files only, size-capped: a FIFO or /dev/zero here must not hang or exhaust memory.
+        let text = act_core::fs::read_json_file(path).with_context(|| format!("reading {}", path.display()))?;
         Self::from_json(&text).with_context(|| format!("in {}", path.display()))
     }
 }

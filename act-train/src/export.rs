@@ -481,7 +481,8 @@ pub fn load_weights(vs: &VarStore, path: &Path) -> Result<usize> {
     } else {
         path.to_path_buf()
     };
-    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let bytes = act_core::fs::read_regular_file(&file, act_core::DEFAULT_MEMORY_BUDGET, "the memory budget")
+        .with_context(|| format!("reading {}", file.display()))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| anyhow!("parsing safetensors {}: {e}", file.display()))?;
     let original = uses_original_names(st.names().iter().copied());
     let mut by_name: HashMap<String, String> = HashMap::new();

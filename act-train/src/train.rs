@@ -626,7 +626,9 @@ pub struct TrainingCheckpoint {
 impl TrainingCheckpoint {
     /// Reads and checks the metadata of a training checkpoint (`last.ckpt`/`best.ckpt`).
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        // Regular files only (a FIFO would block forever), at most the memory budget.
+        let bytes = act_core::fs::read_regular_file(path, act_core::DEFAULT_MEMORY_BUDGET, "the memory budget")
+            .with_context(|| format!("reading {}", path.display()))?;
         let (_, meta) = SafeTensors::read_metadata(&bytes)
             .map_err(|e| anyhow!("{}: not a safetensors checkpoint: {e}", path.display()))?;
         let md = meta
@@ -785,7 +787,8 @@ pub fn export_training_checkpoint(ckpt: &Path, out: &Path, form: CheckpointForm,
 /// `model.backbone.` prefix) into the `model.backbone.*` variables, including the frozen
 /// BatchNorm statistics. `fc.*` and `num_batches_tracked` are ignored. Returns the count loaded.
 pub fn load_backbone_weights(vs: &VarStore, path: &Path) -> Result<usize> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading backbone weights {}", path.display()))?;
+    let bytes = act_core::fs::read_regular_file(path, act_core::DEFAULT_MEMORY_BUDGET, "the memory budget")
+        .with_context(|| format!("reading backbone weights {}", path.display()))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow!("{}: not a safetensors file: {e}", path.display()))?;
     let mut n = 0;
