@@ -9,7 +9,8 @@
 #   * for the C bindings' tests: cbindgen (pinned; it generates bindings/include/act_core.h),
 #     valgrind and cmake (Debian packages);
 #   * for aarch64: the Rust targets aarch64-unknown-linux-gnu and aarch64-unknown-none, Debian's
-#     cross gcc and qemu-user (`.cargo/config.toml` names them as linker and test runner).
+#     cross gcc and qemu-user (`.cargo/config.toml` names them as linker and test runner);
+#   * for scripts/fuzz.sh: the nightly toolchain and cargo-fuzz (pinned), when they can be installed.
 # Both libraries live in a per-user cache outside the repository (ACT_RS_CACHE, default
 # ~/.cache/act-rs) so every clone and every CI run reuses them; `.deps/` in the repository holds
 # symlinks to them, which `.cargo/config.toml` turns into absolute LIBTORCH and
@@ -68,6 +69,20 @@ CBINDGEN_VERSION=0.29.4
 if [ "$(cbindgen --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]; then
     log "installing cbindgen $CBINDGEN_VERSION (cargo install, one time)"
     cargo install --locked --quiet --force cbindgen --version "$CBINDGEN_VERSION" >&2
+fi
+
+# ---------------------------------------------------------------- fuzzing
+# scripts/fuzz.sh (run for 60 s by scripts/test.sh) needs the nightly toolchain (cargo-fuzz builds
+# with sanitizer flags only nightly accepts) and cargo-fuzz. Best effort: where no nightly can be
+# installed, setup goes on and test.sh says that its fuzz stage did not run.
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    log "installing the nightly toolchain (minimal profile) for cargo-fuzz"
+    rustup toolchain install nightly --profile minimal >&2 || log "WARNING: no nightly toolchain; scripts/fuzz.sh cannot run"
+fi
+CARGO_FUZZ_VERSION=0.13.2
+if rustup run nightly rustc --version >/dev/null 2>&1 && [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+    log "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install, one time)"
+    cargo install --locked --quiet --force cargo-fuzz --version "$CARGO_FUZZ_VERSION" >&2
 fi
 
 # ---------------------------------------------------------------- wheels
