@@ -251,6 +251,10 @@ impl Normalization {
             if let Some(i) = s.std.iter().position(|&v| v <= 0.0) {
                 return bad(format!("observation.images.{}.std", cam.name), format!("std[{i}] = {} is not positive", s.std[i]));
             }
+            // The folded per-channel shift mean / (std + eps) the image normalisation subtracts.
+            if let Some(i) = (0..3).find(|&i| !(s.mean[i] / (s.std[i] + eps)).is_finite()) {
+                return bad(format!("observation.images.{}.mean", cam.name), format!("mean[{i}] / (std + eps) overflows f32"));
+            }
         }
         Ok(())
     }

@@ -139,6 +139,11 @@ fn negative_stds_and_zero_image_stds_are_refused() {
         values.push(("normalize_inputs.buffer_observation_images_top.std".into(), vec![3, 1, 1], std.to_vec()));
         bad_statistic(load(&serialize(&values, Some(&t.config_json()), Dtype::F32), &Options::default()), "observation.images.top.std", word);
     }
+    // A finite mean so large that the folded shift mean / (std + eps) overflows.
+    let mut values = t.values(1);
+    values.push(("normalize_inputs.buffer_observation_images_top.mean".into(), vec![3, 1, 1], vec![0.5, 3e38, 0.5]));
+    values.push(("normalize_inputs.buffer_observation_images_top.std".into(), vec![3, 1, 1], vec![0.2, 0.01, 0.2]));
+    bad_statistic(load(&serialize(&values, Some(&t.config_json()), Dtype::F32), &Options::default()), "observation.images.top.mean", "mean[1]");
 }
 
 #[test]
