@@ -116,12 +116,16 @@ pub struct AsyncPolicy {
 impl AsyncPolicy {
     /// Moves `policy` (a [`Policy`]) onto a new inference thread. Allocates every buffer here.
     pub fn new(policy: impl ChunkSource, options: AsyncOptions) -> Result<AsyncPolicy> {
-        if let Blend::Ensemble(m) = options.blend
-            && !(m.is_finite() && m >= 0.0)
-        {
-            return Err(config_err("temporal_ensemble_coeff", format!("{m} must be finite and >= 0")));
-        }
         let config = policy.config().clone();
+        if config.env_state_dim.is_some() {
+            return Err(config_err(
+                "observation.environment_state",
+                "the asynchronous stepper does not pass an environment state to its queries yet; step the Policy itself",
+            ));
+        }
+        if let Blend::Ensemble(m) = options.blend {
+            crate::ensemble::check_coefficient(m, config.chunk_size)?;
+        }
         let (c, a) = (config.chunk_size, config.action_dim);
         let (observations, obs_writer, obs_reader) = TripleBuffer::new(|| Observation {
             qpos: vec![0.0; config.state_dim],

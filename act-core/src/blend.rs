@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Blend {
     /// ACT's temporal ensembling over every chunk covering the step: weights `exp(-m * i)`,
-    /// i = 0 for the oldest covering chunk, normalised to sum to one (m finite and >= 0, as for
+    /// i = 0 for the oldest covering chunk, normalised to sum to one (m finite, as for
     /// `Ensembling::Coefficient`).
     Ensemble(f32),
     /// The newest chunk that covers the step, alone.

@@ -1,11 +1,10 @@
 //! Reading checkpoints: safetensors files parsed from byte slices, tensor names normalised to
-//! LeRobot's layout (original-ACT names mapped per ACT_SPEC.md section 3), dtypes widened to f32,
-//! and the normalisation statistics found wherever the checkpoint form keeps them.
+//! LeRobot's layout (original-ACT names mapped per ACT_SPEC.md section 3), dtypes widened to f32
+//! (the statistics are read by `normalize`).
 use crate::error::{Error, Result};
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::vec;
 use alloc::vec::Vec;
 use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
@@ -142,120 +141,5 @@ impl<'a> TensorStore<'a> {
             return Err(Error::NonFiniteWeight { name: name.to_string() });
         }
         Ok(out)
-    }
-}
-
-/// Mean and std of one normalised quantity, with the divisor `std + eps` precomputed as `1/(std+eps)`.
-#[derive(Clone, Debug)]
-pub struct Stats {
-    pub mean: Vec<f32>,
-    pub std: Vec<f32>,
-}
-
-/// All the statistics a policy normalises with.
-#[derive(Clone, Debug)]
-pub struct Normalization {
-    pub state: Stats,
-    pub action: Stats,
-    /// One per camera, [3] each.
-    pub images: Vec<Stats>,
-    pub std_eps: f32,
-}
-
-/// The smallest divisor `std + eps` accepted for state and image statistics: a smaller one turns
-/// any input off the mean into 1e10 or more (or infinity), which no trained network expects.
-/// LeRobot's constant dimensions (std 0, eps 1e-8) stay accepted.
-pub const MIN_DIVISOR: f32 = 1e-10;
-/// The largest `std_eps` accepted: LeRobot uses 1e-8, act-train 0; a large eps flattens every
-/// normalised input towards zero.
-pub const MAX_STD_EPS: f32 = 1e-2;
-
-const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
-
-fn stats_pair(store: &TensorStore<'_>, legacy: &[&str], processor: &str, n: usize) -> Result<Option<Stats>> {
-    let names = |suffix: &str| -> Vec<String> {
-        let mut v: Vec<String> = legacy.iter().map(|l| format!("{l}.{suffix}")).collect();
-        v.push(format!("{processor}.{suffix}"));
-        v
-    };
-    let mean_names = names("mean");
-    let std_names = names("std");
-    let mean = store.find_any(&as_refs(&mean_names), &[n])?;
-    let std = store.find_any(&as_refs(&std_names), &[n])?;
-    fn as_refs(v: &[String]) -> Vec<&str> {
-        v.iter().map(String::as_str).collect()
-    }
-    match (mean, std) {
-        (Some(mean), Some(std)) => Ok(Some(Stats { mean, std })),
-        (None, None) => Ok(None),
-        _ => Err(Error::MissingTensor { name: format!("{processor}: mean and std must both be present") }),
-    }
-}
-
-impl Normalization {
-    /// Statistics from the legacy LeRobot buffers or the processor files (docs/CHECKPOINT.md).
-    pub fn load(store: &TensorStore<'_>, config: &crate::Config) -> Result<Normalization> {
-        let state = stats_pair(store, &["normalize_inputs.buffer_observation_state"], "observation.state", config.state_dim)?
-            .ok_or_else(|| Error::MissingTensor { name: "normalize_inputs.buffer_observation_state.mean (state statistics)".into() })?;
-        let action = stats_pair(
-            store,
-            &["unnormalize_outputs.buffer_action", "normalize_targets.buffer_action"],
-            "action",
-            config.action_dim,
-        )?
-        .ok_or_else(|| Error::MissingTensor { name: "unnormalize_outputs.buffer_action.mean (action statistics)".into() })?;
-        let mut images = Vec::with_capacity(config.cameras.len());
-        for cam in &config.cameras {
-            let legacy = format!("normalize_inputs.buffer_observation_images_{}", cam.name);
-            let processor = format!("observation.images.{}", cam.name);
-            let s = stats_pair(store, &[legacy.as_str()], &processor, 3)?
-                .unwrap_or_else(|| Stats { mean: IMAGENET_MEAN.to_vec(), std: IMAGENET_STD.to_vec() });
-            images.push(s);
-        }
-        let std_eps = match store.metadata("std_eps") {
-            Some(s) => s
-                .trim()
-                .parse::<f32>()
-                .ok()
-                .filter(|e| (0.0..=MAX_STD_EPS).contains(e))
-                .ok_or_else(|| crate::error::config_err("std_eps", format!("`{s}` is not a number in 0..={MAX_STD_EPS}")))?,
-            None => 1e-8,
-        };
-        let norm = Normalization { state, action, images, std_eps };
-        norm.validate(config)?;
-        Ok(norm)
-    }
-
-    /// Every statistic within its documented range (docs/CHECKPOINT.md): stds non-negative,
-    /// state and image divisors `std + eps` at least `MIN_DIVISOR`, image stds positive.
-    fn validate(&self, config: &crate::Config) -> Result<()> {
-        let bad = |name: String, reason: String| Err(Error::BadStatistic { name, reason });
-        let eps = self.std_eps;
-        let mut checks: Vec<(String, &Stats, bool)> =
-            vec![("observation.state.std".into(), &self.state, true), ("action.std".into(), &self.action, false)];
-        for (cam, s) in config.cameras.iter().zip(&self.images) {
-            checks.push((format!("observation.images.{}.std", cam.name), s, true));
-        }
-        for (name, s, divides) in checks {
-            for (i, &v) in s.std.iter().enumerate() {
-                if v < 0.0 {
-                    return bad(name, format!("std[{i}] = {v} is negative"));
-                }
-                if divides && v + eps < MIN_DIVISOR {
-                    return bad(name, format!("std[{i}] + eps = {v} + {eps} is below {MIN_DIVISOR}: normalising would divide by (almost) zero"));
-                }
-            }
-        }
-        for (cam, s) in config.cameras.iter().zip(&self.images) {
-            if let Some(i) = s.std.iter().position(|&v| v <= 0.0) {
-                return bad(format!("observation.images.{}.std", cam.name), format!("std[{i}] = {} is not positive", s.std[i]));
-            }
-            // The folded per-channel shift mean / (std + eps) the image normalisation subtracts.
-            if let Some(i) = (0..3).find(|&i| !(s.mean[i] / (s.std[i] + eps)).is_finite()) {
-                return bad(format!("observation.images.{}.mean", cam.name), format!("mean[{i}] / (std + eps) overflows f32"));
-            }
-        }
-        Ok(())
     }
 }

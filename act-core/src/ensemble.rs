@@ -5,6 +5,19 @@ use crate::error::Result;
 use crate::memory::zeroed;
 use alloc::vec::Vec;
 
+/// LeRobot accepts any coefficient (negative: newer predictions weigh more); the weights
+/// `exp(-m i)`, i < chunk, must stay finite in f32 for the normalisation to mean anything.
+pub fn check_coefficient(m: f32, chunk: usize) -> Result<f32> {
+    let largest = -m * chunk.saturating_sub(1) as f32;
+    if !m.is_finite() || largest > 60.0 {
+        return Err(crate::error::config_err(
+            "temporal_ensemble_coeff",
+            alloc::format!("{m}: the weight exp(-m * (chunk_size - 1)) = exp({largest}) overflows f32 (need -m * (chunk_size - 1) <= 60)"),
+        ));
+    }
+    Ok(m)
+}
+
 pub struct TemporalEnsembler {
     coeff: f32,
     chunk: usize,

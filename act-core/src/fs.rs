@@ -6,7 +6,7 @@
 //! files are opened, without blocking (a FIFO would wait forever for a writer, `/dev/zero` would
 //! be read until memory runs out), and each read is capped: JSON at [`MAX_JSON_BYTES`], tensor
 //! files at the memory budget. A file that changes size while it is read is an error.
-use crate::config::Config;
+use crate::config::{Config, ProcessorSettings};
 use crate::error::{Bytes, Error, Result};
 use crate::memory::DEFAULT_MEMORY_BUDGET;
 use crate::policy::{Options, Policy};
@@ -14,8 +14,10 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-/// The largest `config.json` (or other JSON) act-rs reads: 16 MiB, 1000x LeRobot's.
+/// The largest `config.json` or processor JSON act-rs reads: 16 MiB, 1000x LeRobot's.
 pub const MAX_JSON_BYTES: u64 = 16 << 20;
+
+const PROCESSOR_JSON: [&str; 2] = ["policy_preprocessor.json", "policy_postprocessor.json"];
 
 const PROCESSOR_FILES: [&str; 2] = [
     "policy_preprocessor_step_3_normalizer_processor.safetensors",
@@ -114,7 +116,17 @@ impl Policy {
             }
             return Policy::from_bytes(&bytes, options);
         }
-        let config = Config::from_json(&read_json_file(&path.join("config.json"))?)?;
+        let mut config = Config::from_json(&read_json_file(&path.join("config.json"))?)?;
+        // LeRobot's pipelines: their (un)normaliser steps' eps and norm_map, when the files exist.
+        let mut settings = [ProcessorSettings::default(), ProcessorSettings::default()];
+        for (slot, name) in settings.iter_mut().zip(PROCESSOR_JSON) {
+            let p = path.join(name);
+            if std::fs::symlink_metadata(&p).is_ok() {
+                *slot = ProcessorSettings::from_json(&read_json_file(&p)?, name)?;
+            }
+        }
+        let [pre, post] = settings;
+        config.apply_processors(pre, post);
         let model = tensors(&path.join("model.safetensors"))?;
         let mut files = vec![(model, "model.safetensors")];
         for name in PROCESSOR_FILES {

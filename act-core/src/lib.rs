@@ -23,7 +23,9 @@ mod handoff;
 pub mod kernels;
 pub mod memory;
 pub mod model;
+pub mod normalize;
 pub mod policy;
+mod weights;
 
 #[cfg(feature = "std")]
 pub mod fs;
@@ -33,8 +35,8 @@ pub mod realtime;
 #[cfg(feature = "std")]
 pub use async_policy::{AsyncOptions, AsyncPolicy, ChunkSource};
 pub use blend::{Alignment, AsyncStats, Blend, ChunkBlender, Served};
-pub use checkpoint::{Normalization, Stats};
-pub use config::{Activation, Camera, Config};
+pub use config::{Activation, Camera, Config, NormMapping, NormMode, ProcessorSettings};
+pub use normalize::{FeatureNorm, Normalization};
 pub use ensemble::TemporalEnsembler;
 pub use error::{Error, Result};
 pub use kernels::{Isa, WeightStorage};

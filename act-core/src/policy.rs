@@ -1,6 +1,6 @@
 //! The policy: weights loaded and prepacked once (`Policy::new`), every buffer allocated once
 //! (`Workspace`), and `predict` / `step` that only read and write them (ACT_SPEC.md section 1).
-use crate::checkpoint::{Normalization, TensorStore};
+use crate::checkpoint::TensorStore;
 use crate::config::Config;
 use crate::ensemble::TemporalEnsembler;
 use crate::error::{config_err, Error, Result};
@@ -8,10 +8,10 @@ use crate::kernels::exec::Executor;
 use crate::kernels::pack::{zero_border, Packing, WeightStorage};
 use crate::kernels::Isa;
 use crate::memory::{zeroed, Plan, Sizing, DEFAULT_MEMORY_BUDGET};
-use crate::model::backbone::{padded_len, BackboneBuffers, ResNet18, FEATURE_CHANNELS, IMAGE_PAD};
-use crate::model::layers::{LayerNorm, Linear};
-use crate::model::pos_embed::sine_2d;
-use crate::model::transformer::{Buffers, DecoderLayer, EncoderLayer};
+use crate::model::backbone::{padded_len, BackboneBuffers, FEATURE_CHANNELS, IMAGE_PAD};
+use crate::model::transformer::Buffers;
+use crate::normalize::Normalization;
+use crate::weights::{load_weights, Weights};
 use alloc::format;
 use alloc::vec::Vec;
 
@@ -61,23 +61,12 @@ pub struct Options {
     /// names the largest part and the fields that size it); `Policy::open` also refuses a file
     /// larger than the budget. [`Policy::memory_bytes`] reports what a policy holds.
     pub memory_budget: Option<u64>,
+    /// Per camera in config order: load for frames of this (height, width) instead of the config's
+    /// `[3, H, W]` (ResNet-18 is fully convolutional, as in LeRobot; the encoder gets as many tokens
+    /// as the frames give). Each side 32..=8192. Frames of another size stay an input error.
+    pub camera_sizes: [Option<(usize, usize)>; crate::config::MAX_CAMERAS],
 }
 
-struct Weights {
-    backbone: ResNet18,
-    img_proj: Linear,
-    state_proj: Linear,
-    /// `encoder_latent_input_proj(z = 0)`: its bias.
-    latent_token: Vec<f32>,
-    encoder: Vec<EncoderLayer>,
-    decoder: Vec<DecoderLayer>,
-    decoder_norm: LayerNorm,
-    action_head: Linear,
-    /// [tokens, dim]: the two learned 1-D embeddings, then each camera's 2-D sine embedding.
-    encoder_pos: Vec<f32>,
-    /// [chunk, dim].
-    query_pos: Vec<f32>,
-}
 
 struct Workspace {
     image: Vec<f32>,
@@ -86,6 +75,10 @@ struct Workspace {
     features: Vec<Vec<f32>>,
     feature_sizes: Vec<(usize, usize)>,
     state: Vec<f32>,
+    /// The environment state as last set (raw), and normalised.
+    env_raw: Vec<f32>,
+    env_set: bool,
+    env: Vec<f32>,
     /// Encoder stream, then its output (memory). [rows, dim].
     src: Vec<f32>,
     memory_pos: Vec<f32>,
@@ -154,11 +147,20 @@ impl Policy {
             }
             config.n_action_steps = k;
         }
+        for (i, size) in options.camera_sizes.iter().enumerate() {
+            let Some((h, w)) = *size else { continue };
+            let Some(cam) = config.cameras.get_mut(i) else {
+                return Err(config_err("camera_sizes", format!("a size for camera {i}, but the config has {} cameras", config.cameras.len())));
+            };
+            if !(32..=8192).contains(&h) || !(32..=8192).contains(&w) {
+                return Err(config_err("camera_sizes", format!("{h} x {w} for camera `{}`: each side must be 32..=8192", cam.name)));
+            }
+            (cam.height, cam.width) = (h, w);
+        }
         let coeff = match options.ensembling {
             Ensembling::FromConfig => config.temporal_ensemble_coeff,
             Ensembling::Disabled => None,
-            Ensembling::Coefficient(c) if c.is_finite() && c >= 0.0 => Some(c),
-            Ensembling::Coefficient(c) => return Err(config_err("temporal_ensemble_coeff", format!("{c} must be finite and >= 0"))),
+            Ensembling::Coefficient(c) => Some(crate::ensemble::check_coefficient(c, config.chunk_size)?),
         };
         // Everything this policy will hold, before any of it is allocated.
         let plan = Plan::new(&config, Sizing { threads, nr: isa.nr(), storage: options.weights, ensembling: coeff.is_some() });
@@ -280,9 +282,9 @@ impl Policy {
                 action.copy_from_slice(&chunk[k * a..(k + 1) * a]);
             }
         }
-        let s = &self.norm.action;
+        let n = &self.norm;
         for (i, v) in action.iter_mut().enumerate() {
-            *v = *v * s.std[i] + s.mean[i];
+            *v = n.action.unnormalize(i, *v, n.action_eps);
         }
         check_finite("action", action)
     }
@@ -314,39 +316,67 @@ impl Policy {
     }
 
     fn unnormalize(&self, row: &[f32], out: &mut [f32]) {
-        let s = &self.norm.action;
+        let n = &self.norm;
         for i in 0..row.len() {
-            out[i] = row[i] * s.std[i] + s.mean[i];
+            out[i] = n.action.unnormalize(i, row[i], n.action_eps);
         }
+    }
+
+    /// Sets `observation.environment_state` (raw, env_state_dim values) for the following
+    /// `predict` and `step` calls, until set again; a model with an environment state refuses to
+    /// run before it is set. Allocates nothing.
+    pub fn set_environment_state(&mut self, env: &[f32]) -> Result<()> {
+        let Some(d) = self.config.env_state_dim else {
+            return Err(Error::InputLength { input: "environment_state (the model has none)", expected: 0, found: env.len() });
+        };
+        check_len("environment_state", d, env.len())?;
+        if let Some(index) = env.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteInput { input: "environment_state", index });
+        }
+        self.ws.env_raw.copy_from_slice(env);
+        self.ws.env_set = true;
+        Ok(())
     }
 
     fn forward(&mut self, qpos: &[f32], images: &[&[u8]]) -> Result<()> {
         validate_inputs(&self.config, qpos, images)?;
         let (cfg, w, ws, isa, norm) = (&self.config, &self.weights, &mut self.ws, self.isa, &self.norm);
         let dim = cfg.dim_model;
-        let eps = norm.std_eps;
+        let eps = norm.eps;
 
         // Tokens 0 and 1: the latent (z = 0) and the projected normalised state.
         ws.src[..dim].copy_from_slice(&w.latent_token);
         for (i, (&q, s)) in qpos.iter().zip(ws.state.iter_mut()).enumerate() {
-            *s = (q - norm.state.mean[i]) / (norm.state.std[i] + eps);
+            *s = norm.state.normalize(i, q, eps);
             if !s.is_finite() {
-                // Finite but so far from the mean that normalising overflows f32.
+                // Finite but so far from the statistics that normalising overflows f32.
                 return Err(Error::NonFiniteInput { input: "qpos (after normalisation: (qpos - mean) / (std + eps) overflows)", index: i });
             }
         }
         w.state_proj.forward(isa, &ws.state, 1, &mut ws.src[dim..2 * dim], None, false, &*ws.exec);
+        // Token 2 (LeRobot's order: latent, state, environment state, images).
+        if let Some(env_proj) = &w.env_proj {
+            if !ws.env_set {
+                return Err(Error::InputLength { input: "environment_state (call set_environment_state first)", expected: ws.env.len(), found: 0 });
+            }
+            for (i, (&x, e)) in ws.env_raw.iter().zip(ws.env.iter_mut()).enumerate() {
+                *e = norm.env.normalize(i, x, eps);
+                if !e.is_finite() {
+                    return Err(Error::NonFiniteInput { input: "environment_state (after normalisation)", index: i });
+                }
+            }
+            env_proj.forward(isa, &ws.env, 1, &mut ws.src[2 * dim..3 * dim], None, false, &*ws.exec);
+        }
 
         // Image tokens, camera by camera.
-        let mut row = 2;
+        let mut row = cfg.n_1d_tokens();
         for (c, cam) in cfg.cameras.iter().enumerate() {
             let (h, wd) = (cam.height, cam.width);
             let st = &norm.images[c];
             let mut scale = [0.0f32; 3];
             let mut shift = [0.0f32; 3];
             for ch in 0..3 {
-                scale[ch] = 1.0 / (255.0 * (st.std[ch] + eps));
-                shift[ch] = st.mean[ch] / (st.std[ch] + eps);
+                (scale[ch], shift[ch]) = st.pixel_affine(ch, eps);
             }
             // Normalise into the interior of the zero-padded input buffer.
             let wp = wd + 2 * IMAGE_PAD;
@@ -413,37 +443,6 @@ pub(crate) fn validate_inputs(cfg: &Config, qpos: &[f32], images: &[&[u8]]) -> R
     Ok(())
 }
 
-fn load_weights(store: &TensorStore<'_>, cfg: &Config, isa: Packing) -> Result<Weights> {
-    let dim = cfg.dim_model;
-    let (ff, heads) = (cfg.dim_feedforward, cfg.n_heads);
-    let backbone = ResNet18::load(store, isa)?;
-    let proj = store.model("encoder_img_feat_input_proj.weight", &[dim, FEATURE_CHANNELS, 1, 1])?;
-    let proj_b = store.model("encoder_img_feat_input_proj.bias", &[dim])?;
-    let img_proj = Linear::from_parts(&proj, proj_b, FEATURE_CHANNELS, dim, isa);
-    let state_proj = Linear::load(store, "encoder_robot_state_input_proj", cfg.state_dim, dim, isa)?;
-    // Only the bias survives z = 0, but the weight's shape is still checked.
-    store.model("encoder_latent_input_proj.weight", &[dim, cfg.latent_dim])?;
-    let latent_token = store.model("encoder_latent_input_proj.bias", &[dim])?;
-    let encoder = (0..cfg.n_encoder_layers)
-        .map(|i| EncoderLayer::load(store, &format!("encoder.layers.{i}"), dim, ff, heads, isa))
-        .collect::<Result<Vec<_>>>()?;
-    let decoder = (0..cfg.n_decoder_layers)
-        .map(|i| DecoderLayer::load(store, &format!("decoder.layers.{i}"), dim, ff, heads, isa))
-        .collect::<Result<Vec<_>>>()?;
-    let decoder_norm = LayerNorm::load(store, "decoder.norm", dim)?;
-    let action_head = Linear::load(store, "action_head", dim, cfg.action_dim, isa)?;
-
-    let mut encoder_pos = store.model("encoder_1d_feature_pos_embed.weight", &[2, dim])?;
-    for cam in &cfg.cameras {
-        let (fh, fw) = Config::feature_size(cam.height, cam.width);
-        if fh == 0 || fw == 0 {
-            return Err(config_err(&format!("observation.images.{}", cam.name), "image too small for ResNet-18"));
-        }
-        encoder_pos.extend_from_slice(&sine_2d(fh, fw, dim));
-    }
-    let query_pos = store.model("decoder_pos_embed.weight", &[cfg.chunk_size, dim])?;
-    Ok(Weights { backbone, img_proj, state_proj, latent_token, encoder, decoder, decoder_norm, action_head, encoder_pos, query_pos })
-}
 
 impl Workspace {
     fn new(cfg: &Config, isa: Isa, w: &Weights, threads: usize, priority: Option<u8>) -> Result<Workspace> {
@@ -462,6 +461,9 @@ impl Workspace {
             features,
             feature_sizes,
             state: zeroed(cfg.state_dim, "state buffer")?,
+            env_raw: zeroed(cfg.env_state_dim.unwrap_or(0), "state buffer")?,
+            env_set: false,
+            env: zeroed(cfg.env_state_dim.unwrap_or(0), "state buffer")?,
             src: zeroed(rows * dim, "transformer buffers")?,
             memory_pos: zeroed(tokens * dim, "transformer buffers")?,
             tgt: zeroed(rows * dim, "transformer buffers")?,
@@ -478,6 +480,8 @@ impl Workspace {
         let floats = self.image.len()
             + self.features.iter().map(Vec::len).sum::<usize>()
             + self.state.len()
+            + self.env_raw.len()
+            + self.env.len()
             + self.src.len()
             + self.memory_pos.len()
             + self.tgt.len()
@@ -487,31 +491,6 @@ impl Workspace {
     }
 }
 
-impl Weights {
-    /// Packed weights plus every other weight-derived vector (biases, norms, embeddings).
-    fn bytes(&self) -> usize {
-        let vectors = self.latent_token.len() + self.encoder_pos.len() + self.query_pos.len() + 2 * self.decoder_norm.gamma.len();
-        self.packed_bytes() + vectors * 4 + self.bias_bytes()
-    }
-
-    fn bias_bytes(&self) -> usize {
-        4 * (self.img_proj.b.len()
-            + self.state_proj.b.len()
-            + self.action_head.b.len()
-            + self.backbone.bias_len()
-            + self.encoder.iter().map(|l| l.vector_len()).sum::<usize>()
-            + self.decoder.iter().map(|l| l.vector_len()).sum::<usize>())
-    }
-
-    fn packed_bytes(&self) -> usize {
-        self.backbone.packed_bytes()
-            + self.img_proj.w.bytes()
-            + self.state_proj.w.bytes()
-            + self.action_head.w.bytes()
-            + self.encoder.iter().map(|l| l.packed_bytes()).sum::<usize>()
-            + self.decoder.iter().map(|l| l.packed_bytes()).sum::<usize>()
-    }
-}
 
 fn make_executor(threads: usize, priority: Option<u8>) -> Result<alloc::boxed::Box<dyn Executor + Send + Sync>> {
     #[cfg(feature = "std")]

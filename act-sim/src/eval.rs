@@ -118,8 +118,8 @@ impl TchBackend {
     fn forward(&self, qpos: &[f32; 14], images: &[&[u8]]) -> Vec<f32> {
         use tch::{Kind, Tensor};
         let _g = tch::no_grad_guard();
-        let (n, eps) = (&self.norm, self.norm.std_eps);
-        let q: Vec<f32> = qpos.iter().enumerate().map(|(i, &v)| (v - n.state.mean[i]) / (n.state.std[i] + eps)).collect();
+        let (n, eps) = (&self.norm, self.norm.eps);
+        let q: Vec<f32> = qpos.iter().enumerate().map(|(i, &v)| n.state.normalize(i, v, eps)).collect();
         let q = Tensor::from_slice(&q).view([1, -1]);
         let imgs: Vec<Tensor> = self
             .cfg
@@ -128,10 +128,10 @@ impl TchBackend {
             .zip(images)
             .zip(&n.images)
             .map(|(((_, h, w), img), st)| {
-                let x = Tensor::from_slice(img).view([1, *h, *w, 3]).permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0;
-                let mean = Tensor::from_slice(&st.mean).view([1, 3, 1, 1]);
-                let std = Tensor::from_slice(&st.std).view([1, 3, 1, 1]) + eps as f64;
-                (x - mean) / std
+                // The normalisation folded for u8 pixels, per channel: px * scale - shift.
+                let x = Tensor::from_slice(img).view([1, *h, *w, 3]).permute([0, 3, 1, 2]).to_kind(Kind::Float);
+                let (scale, shift): (Vec<f32>, Vec<f32>) = (0..3).map(|c| st.pixel_affine(c, eps)).unzip();
+                x * Tensor::from_slice(&scale).view([1, 3, 1, 1]) - Tensor::from_slice(&shift).view([1, 3, 1, 1])
             })
             .collect();
         let out = self.model.forward_inference(&q, &imgs);
@@ -166,7 +166,7 @@ impl Backend for TchBackend {
             }
         };
         for (i, v) in action.iter_mut().enumerate() {
-            *v = *v * self.norm.action.std[i] + self.norm.action.mean[i];
+            *v = self.norm.action.unnormalize(i, *v, self.norm.action_eps);
         }
         if let Some(i) = action.iter().position(|v| !v.is_finite()) {
             bail!("the policy produced NaN or infinity (action[{i}] at step {}): extreme weights, statistics or inputs", self.t);
