@@ -160,7 +160,7 @@ const MAX_DIM: usize = 16384;
 const MAX_LAYERS: usize = 64;
 const MAX_CHUNK: usize = 10000;
 const MAX_IMAGE_SIDE: usize = 8192;
-pub(crate) const MAX_CAMERAS: usize = 16;
+pub const MAX_CAMERAS: usize = 16;
 
 #[derive(Deserialize)]
 struct Feature {

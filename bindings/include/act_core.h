@@ -150,7 +150,8 @@ typedef enum act_ensembling {
    */
   ACT_ENSEMBLING_DISABLED = 1,
   /**
-   * Temporal ensembling with `act_options.ensemble_coeff` (finite, >= 0): predict every step.
+   * Temporal ensembling with `act_options.ensemble_coeff` (any finite value; negative: newer
+   * predictions weigh more; -m * (chunk_size - 1) <= 60): predict every step.
    */
   ACT_ENSEMBLING_COEFFICIENT = 2,
 } act_ensembling;
@@ -299,6 +300,12 @@ typedef struct act_options {
    * config before anything is allocated; a checkpoint file larger than it is not read.
    */
   uint64_t memory_budget;
+  /**
+   * Per camera in config order: {height, width} of the frames to load for instead of the
+   * config's `[3, H, W]` (ResNet-18 runs any size, as in LeRobot); {0, 0} = the config's. Each
+   * side 32..=8192; frames of another size than the loaded one stay ACT_ERR_INPUT_SIZE.
+   */
+  uint32_t camera_sizes[16][2];
 } act_options;
 
 /**
@@ -346,6 +353,16 @@ typedef struct act_info {
    * Bytes the policy holds (weights and every buffer), as bounded by `act_options.memory_budget`.
    */
   uint64_t memory_bytes;
+  /**
+   * Length of `observation.environment_state` (`act_policy_set_environment_state`); 0 when the
+   * model has none.
+   */
+  size_t env_state_dim;
+  /**
+   * Input features of the checkpoint's config the model does not read (e.g. a real ALOHA's
+   * `observation.effort`): they are not passed to act_policy_step.
+   */
+  size_t n_ignored_inputs;
 } act_info;
 
 /**
@@ -520,6 +537,21 @@ enum act_status act_policy_predict_chunk(struct act_policy *policy,
  */
 enum act_status act_policy_async_status(const struct act_policy *policy,
                                         struct act_async_status *out);
+
+/**
+ * Sets `observation.environment_state` (raw: `act_info.env_state_dim` floats, `len` of them) for the
+ * following `act_policy_step` and `act_policy_predict_chunk` calls, until set again. LeRobot's ACT
+ * turns it into one more encoder token. A policy whose model reads an environment state refuses to
+ * step before it is set (ACT_ERR_INPUT_SIZE); a policy without one refuses this call
+ * (ACT_ERR_INPUT_SIZE). NaN or infinity: ACT_ERR_NON_FINITE_INPUT. Never allocates.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle not used by another thread meanwhile; `env` is NULL or points
+ * to `len` readable floats.
+ */
+enum act_status act_policy_set_environment_state(struct act_policy *policy,
+                                                 const float *env,
+                                                 size_t len);
 
 /**
  * Starts a new episode: forgets the temporal-ensembling history / restarts chunk execution.

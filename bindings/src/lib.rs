@@ -191,12 +191,11 @@ fn parse_options(options: *const act_options) -> Result<(Options, Option<Alignme
     let ensembling = match o.ensembling {
         0 => Ensembling::FromConfig,
         1 => Ensembling::Disabled,
-        2 if o.ensemble_coeff.is_finite() && o.ensemble_coeff >= 0.0 => Ensembling::Coefficient(o.ensemble_coeff),
+        // Any finite coefficient (negative: newer predictions weigh more, as LeRobot allows); its
+        // range against chunk_size is checked at load.
+        2 if o.ensemble_coeff.is_finite() => Ensembling::Coefficient(o.ensemble_coeff),
         2 => {
-            return Err(global_fail(
-                ACT_ERR_INVALID_ARGUMENT,
-                format_args!("options.ensemble_coeff = {} must be finite and >= 0", o.ensemble_coeff),
-            ));
+            return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.ensemble_coeff = {} must be finite", o.ensemble_coeff)));
         }
         v => return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.ensembling = {v} is not an act_ensembling value"))),
     };
@@ -240,7 +239,17 @@ fn parse_options(options: *const act_options) -> Result<(Options, Option<Alignme
         v => return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.asynchronous = {v} is not an act_asynchronous value"))),
     };
     let memory_budget = (o.memory_budget != 0).then_some(o.memory_budget);
-    Ok((Options { ensembling, isa, threads: o.threads as usize, weights, realtime_priority, memory_budget, ..Default::default() }, alignment))
+    let mut camera_sizes = [None; act::config::MAX_CAMERAS];
+    for (slot, &[h, w]) in camera_sizes.iter_mut().zip(&o.camera_sizes) {
+        match (h, w) {
+            (0, 0) => {}
+            (0, _) | (_, 0) => {
+                return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.camera_sizes: {h} x {w}: set both sides or neither")));
+            }
+            _ => *slot = Some((h as usize, w as usize)),
+        }
+    }
+    Ok((Options { ensembling, isa, threads: o.threads as usize, weights, realtime_priority, memory_budget, camera_sizes, ..Default::default() }, alignment))
 }
 
 fn isa_code(isa: Isa) -> u32 {
@@ -287,7 +296,7 @@ fn finish_open(result: act::Result<Policy>, alignment: Option<Alignment>, out: *
 /// The same as a zero-initialised `act_options`.
 #[unsafe(no_mangle)]
 pub extern "C" fn act_options_default() -> act_options {
-    act_options { threads: 0, ensembling: 0, ensemble_coeff: 0.0, isa: 0, precision: 0, realtime_priority: 0, asynchronous: 0, memory_budget: 0 }
+    act_options { threads: 0, ensembling: 0, ensemble_coeff: 0.0, isa: 0, precision: 0, realtime_priority: 0, asynchronous: 0, memory_budget: 0, camera_sizes: [[0; 2]; 16] }
 }
 
 /// Opens a checkpoint: a single-file checkpoint (`.safetensors` with the config in its metadata) or
@@ -410,7 +419,7 @@ pub unsafe extern "C" fn act_policy_info(policy: *const act_policy, out: *mut ac
                 ensembling: if coeff.is_some() { act_ensembling::ACT_ENSEMBLING_COEFFICIENT } else { act_ensembling::ACT_ENSEMBLING_DISABLED } as u32,
                 ensemble_coeff: coeff.unwrap_or(0.0),
                 isa: isa_code(p.isa()),
-                asynchronous: match p {
+                asynchronous: match &*p {
                     Runner::Sync(_) => act_asynchronous::ACT_ASYNC_OFF,
                     Runner::Async { policy, .. } => match policy.options().alignment {
                         Alignment::Observation => act_asynchronous::ACT_ASYNC_ALIGNED,
@@ -418,6 +427,8 @@ pub unsafe extern "C" fn act_policy_info(policy: *const act_policy, out: *mut ac
                     },
                 } as u32,
                 memory_bytes: p.memory_bytes(),
+                env_state_dim: c.env_state_dim.unwrap_or(0),
+                n_ignored_inputs: c.ignored_inputs.len(),
             };
             // SAFETY: non-NULL, aligned, writable by contract.
             out.write(info);
@@ -635,6 +646,43 @@ pub unsafe extern "C" fn act_policy_async_status(policy: *const act_policy, out:
             // SAFETY: non-NULL, aligned, writable by contract.
             out.write(status);
             Ok(())
+        })
+    }
+}
+
+/// Sets `observation.environment_state` (raw: `act_info.env_state_dim` floats, `len` of them) for the
+/// following `act_policy_step` and `act_policy_predict_chunk` calls, until set again. LeRobot's ACT
+/// turns it into one more encoder token. A policy whose model reads an environment state refuses to
+/// step before it is set (ACT_ERR_INPUT_SIZE); a policy without one refuses this call
+/// (ACT_ERR_INPUT_SIZE). NaN or infinity: ACT_ERR_NON_FINITE_INPUT. Never allocates.
+///
+/// # Safety
+/// `policy` is NULL or a live handle not used by another thread meanwhile; `env` is NULL or points
+/// to `len` readable floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn act_policy_set_environment_state(policy: *mut act_policy, env: *const f32, len: usize) -> act_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_policy(policy, |p, _, err| {
+            if env.is_null() {
+                fail!(err, ACT_ERR_NULL_POINTER, "env is NULL");
+            }
+            if !env.is_aligned() {
+                fail!(err, ACT_ERR_INVALID_ARGUMENT, "env (float *) is misaligned");
+            }
+            if len > isize::MAX as usize / 4 {
+                fail!(err, ACT_ERR_INPUT_SIZE, "env length {len} is impossible");
+            }
+            let Runner::Sync(policy) = p else {
+                // act_policy_open refuses an asynchronous policy with an environment state.
+                fail!(err, ACT_ERR_UNSUPPORTED, "the asynchronous stepper takes no environment state");
+            };
+            // SAFETY: non-NULL, aligned, `len` readable floats by contract.
+            let env = core::slice::from_raw_parts(env, len);
+            match policy.set_environment_state(env) {
+                Ok(()) => Ok(()),
+                Err(e) => fail!(err, status_of(&e), "{e}"),
+            }
         })
     }
 }

@@ -53,7 +53,8 @@ pub enum act_ensembling {
     ACT_ENSEMBLING_FROM_CONFIG = 0,
     /// Chunk execution: predict every `n_action_steps` steps and execute the chunk's actions in order.
     ACT_ENSEMBLING_DISABLED = 1,
-    /// Temporal ensembling with `act_options.ensemble_coeff` (finite, >= 0): predict every step.
+    /// Temporal ensembling with `act_options.ensemble_coeff` (any finite value; negative: newer
+    /// predictions weigh more; -m * (chunk_size - 1) <= 60): predict every step.
     ACT_ENSEMBLING_COEFFICIENT = 2,
 }
 
@@ -130,6 +131,10 @@ pub struct act_options {
     /// The most memory the policy may hold, in bytes; 0 = the default, 4 GiB. Computed from the
     /// config before anything is allocated; a checkpoint file larger than it is not read.
     pub memory_budget: u64,
+    /// Per camera in config order: {height, width} of the frames to load for instead of the
+    /// config's `[3, H, W]` (ResNet-18 runs any size, as in LeRobot); {0, 0} = the config's. Each
+    /// side 32..=8192; frames of another size than the loaded one stay ACT_ERR_INPUT_SIZE.
+    pub camera_sizes: [[u32; 2]; 16],
 }
 
 /// `act_options.asynchronous`: who runs the model, and how a late chunk is placed in time.
@@ -181,6 +186,12 @@ pub struct act_info {
     pub asynchronous: u32,
     /// Bytes the policy holds (weights and every buffer), as bounded by `act_options.memory_budget`.
     pub memory_bytes: u64,
+    /// Length of `observation.environment_state` (`act_policy_set_environment_state`); 0 when the
+    /// model has none.
+    pub env_state_dim: usize,
+    /// Input features of the checkpoint's config the model does not read (e.g. a real ALOHA's
+    /// `observation.effort`): they are not passed to act_policy_step.
+    pub n_ignored_inputs: usize,
 }
 
 /// Where an asynchronous policy's actions come from (`act_policy_async_status`).
