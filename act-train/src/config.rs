@@ -14,6 +14,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub const STATE_KEY: &str = "observation.state";
+pub const ENV_STATE_KEY: &str = "observation.environment_state";
 pub const ACTION_KEY: &str = "action";
 pub const IMAGE_PREFIX: &str = "observation.images.";
 
@@ -281,6 +282,11 @@ impl ActConfig {
             .get(ACTION_KEY)
             .and_then(|f| f.shape.first().copied())
             .unwrap_or(0)
+    }
+
+    /// Length of `observation.environment_state`; 0 when the config has none.
+    pub fn env_state_dim(&self) -> i64 {
+        self.input_features.get(ENV_STATE_KEY).and_then(|f| f.shape.first().copied()).unwrap_or(0)
     }
 
     /// Cameras in file order: (name without the "observation.images." prefix, H, W).

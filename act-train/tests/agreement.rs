@@ -209,3 +209,71 @@ fn default_size_agrees() {
     ]);
 }
 
+
+/// LeRobot's `observation.environment_state` token (issue #16): act-core against libtorch's ACT
+/// with `encoder_env_state_input_proj` and three learned 1-D positions, the environment state
+/// normalised with MIN_MAX (`"ENV": "MIN_MAX"` in normalization_mapping, statistics in the
+/// processor-file key `observation.environment_state.min/max`, normalised here by hand).
+#[test]
+fn environment_state_matches_libtorch() {
+    use act_train::config::Feature;
+    use tch::Tensor;
+    let mut cfg = ActConfig::tiny();
+    cfg.input_features.insert("observation.environment_state", Feature::new("ENV", &[5]));
+    cfg.normalization_mapping.insert("ENV".into(), "MIN_MAX".into());
+    let vs = VarStore::new(Device::Cpu);
+    let model = Act::new(&vs.root(), &cfg).unwrap();
+    randomize_for_tests(&vs, 31);
+    let stats = random_stats(&cfg, 32);
+    let path = tmp_path("environment_state.safetensors");
+    export_checkpoint(CheckpointForm::Single, &path, &vs, &cfg, &stats, &ExportOptions::default()).unwrap();
+    // The environment statistics, appended to the exported file under LeRobot's processor key.
+    let (env_min, env_max) = ([-1.0f32, 0.0, 2.0, -3.0, 0.5], [1.0f32, 4.0, 2.5, 3.0, 0.75]);
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = st.tensors();
+    let (min_b, max_b): (Vec<u8>, Vec<u8>) =
+        (env_min.iter().flat_map(|v| v.to_le_bytes()).collect(), env_max.iter().flat_map(|v| v.to_le_bytes()).collect());
+    for (stat, b) in [("min", &min_b), ("max", &max_b)] {
+        tensors.push((format!("observation.environment_state.{stat}"), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![5], b).unwrap()));
+    }
+    let out = safetensors::serialize(tensors, meta.metadata().clone()).unwrap();
+    std::fs::write(&path, out).unwrap();
+
+    let mut policy = Policy::open(&path, &Options::default()).unwrap();
+    assert_eq!(policy.config().env_state_dim, Some(5));
+    let (chunk, a) = (cfg.chunk_size as usize, cfg.action_dim() as usize);
+    let mut previous: Option<Vec<f32>> = None;
+    for (k, env) in [[0.3f32, 1.0, 2.2, -1.0, 0.6], [-0.8, 3.5, 2.4, 2.0, 0.7]].iter().enumerate() {
+        let obs = observation(&cfg, 7 + k as u64);
+        // libtorch: the same normalisation as act_train::reference::torch_forward, plus the
+        // environment state by LeRobot's MIN_MAX formula.
+        let q: Vec<f32> = obs.qpos.iter().enumerate().map(|(i, &v)| (v - stats.state_mean[i]) / (stats.state_std[i] + stats.std_eps)).collect();
+        let e: Vec<f32> = env.iter().enumerate().map(|(i, &v)| 2.0 * (v - env_min[i]) / (env_max[i] - env_min[i]) - 1.0).collect();
+        let images: Vec<Tensor> = cfg
+            .cameras()
+            .iter()
+            .zip(&obs.images)
+            .map(|((_, h, w), img)| act_train::model::normalize_image_u8(&Tensor::from_slice(img).view([*h, *w, 3])))
+            .collect();
+        let outs = tch::no_grad(|| model.forward_inference_env(&Tensor::from_slice(&q).view([1, -1]), &Tensor::from_slice(&e).view([1, -1]), &images));
+        let want: Vec<f32> = to_vec(&outs.actions)
+            .chunks(a)
+            .flat_map(|row| (0..a).map(|i| row[i] * stats.action_std[i] + stats.action_mean[i]).collect::<Vec<_>>())
+            .collect();
+        policy.set_environment_state(env).unwrap();
+        let mut got = vec![0.0f32; chunk * a];
+        let views: Vec<&[u8]> = obs.images.iter().map(|v| v.as_slice()).collect();
+        policy.predict(&obs.qpos, &views, &mut got).unwrap();
+        let err = rel_err(&got, &want);
+        eprintln!("environment state, observation {k}: actions rel err {err:.2e}");
+        assert!(err < 1e-5, "environment state: act-core vs libtorch {err:e}");
+        assert_eq!(policy.intermediates().encoder_memory.len(), (cfg_tokens(&cfg) + 1) * cfg.dim_model as usize);
+        if let Some(p) = &previous {
+            assert!(rel_err(&got, p) > 1e-3, "the environment state does not change the actions");
+        }
+        previous = Some(got);
+    }
+    let _ = std::fs::remove_file(&path);
+}

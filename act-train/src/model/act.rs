@@ -36,6 +36,8 @@ pub struct Act {
     pub encoder_img_feat_input_proj_weight: Tensor,
     pub encoder_img_feat_input_proj_bias: Tensor,
     pub encoder_robot_state_input_proj: Linear,
+    /// LeRobot's `encoder_env_state_input_proj`, when the config has `observation.environment_state`.
+    pub encoder_env_state_input_proj: Option<Linear>,
     pub encoder_latent_input_proj: Linear,
     pub encoder_1d_feature_pos_embed: Tensor,
     pub decoder_pos_embed: Tensor,
@@ -80,7 +82,12 @@ impl Act {
             Linear::torch_default(&(&p / "encoder_robot_state_input_proj"), state_dim, dim);
         let encoder_latent_input_proj = Linear::torch_default(&(&p / "encoder_latent_input_proj"), cfg.latent_dim, dim);
         let randn = Init::Randn { mean: 0.0, stdev: 1.0 };
-        let encoder_1d_feature_pos_embed = (&p / "encoder_1d_feature_pos_embed").var("weight", &[2, dim], randn);
+        let env_dim = cfg.env_state_dim();
+        let encoder_env_state_input_proj =
+            (env_dim > 0).then(|| Linear::torch_default(&(&p / "encoder_env_state_input_proj"), env_dim, dim));
+        // One learned 1-D position per token before the images: latent, state, (environment state).
+        let n_1d = 2 + (env_dim > 0) as i64;
+        let encoder_1d_feature_pos_embed = (&p / "encoder_1d_feature_pos_embed").var("weight", &[n_1d, dim], randn);
         let decoder_pos_embed = (&p / "decoder_pos_embed").var("weight", &[cfg.chunk_size, dim], randn);
         let action_head = Linear::torch_default(&(&p / "action_head"), dim, action_dim);
 
@@ -125,6 +132,7 @@ impl Act {
             encoder_img_feat_input_proj_weight,
             encoder_img_feat_input_proj_bias,
             encoder_robot_state_input_proj,
+            encoder_env_state_input_proj,
             encoder_latent_input_proj,
             encoder_1d_feature_pos_embed,
             decoder_pos_embed,
@@ -167,13 +175,20 @@ impl Act {
 
     /// The CVAE-free part: encoder tokens from `latent [B, latent_dim]`, qpos, images; decoder;
     /// action head.
-    fn forward_core(&self, qpos: &Tensor, images: &[Tensor], latent: &Tensor, train: bool) -> ActOutputs {
+    fn forward_core(&self, qpos: &Tensor, env: Option<&Tensor>, images: &[Tensor], latent: &Tensor, train: bool) -> ActOutputs {
         let b = self.check_inputs(qpos, images);
         let dim = self.cfg.dim_model;
         let mut tokens = vec![
             self.encoder_latent_input_proj.forward(latent).unsqueeze(1),
             self.encoder_robot_state_input_proj.forward(qpos).unsqueeze(1),
         ];
+        // LeRobot's order: [latent, robot_state, env_state, image pixels].
+        match (&self.encoder_env_state_input_proj, env) {
+            (Some(proj), Some(env)) => tokens.push(proj.forward(env).unsqueeze(1)),
+            (None, None) => {}
+            (Some(_), None) => panic!("the model reads observation.environment_state: pass it"),
+            (None, Some(_)) => panic!("the model has no observation.environment_state"),
+        }
         let mut pos = vec![self.encoder_1d_feature_pos_embed.unsqueeze(0)];
         let mut backbone_features = Vec::with_capacity(images.len());
         for img in images {
@@ -216,7 +231,14 @@ impl Act {
     pub fn forward_inference(&self, qpos: &Tensor, images: &[Tensor]) -> ActOutputs {
         let b = qpos.size()[0];
         let z = Tensor::zeros([b, self.cfg.latent_dim], (Kind::Float, self.device));
-        self.forward_core(qpos, images, &z, false)
+        self.forward_core(qpos, None, images, &z, false)
+    }
+
+    /// [`Act::forward_inference`] with `observation.environment_state [B, env_dim]` (normalised).
+    pub fn forward_inference_env(&self, qpos: &Tensor, env: &Tensor, images: &[Tensor]) -> ActOutputs {
+        let b = qpos.size()[0];
+        let z = Tensor::zeros([b, self.cfg.latent_dim], (Kind::Float, self.device));
+        self.forward_core(qpos, Some(env), images, &z, false)
     }
 
     /// The CVAE encoder (ACT_SPEC.md section 2): returns `(mu, logvar)`, each `[B, latent_dim]`.
@@ -284,7 +306,7 @@ impl Act {
             let z = Tensor::zeros([b, self.cfg.latent_dim], (Kind::Float, self.device));
             (z.zeros_like(), z.zeros_like(), z)
         };
-        let out = self.forward_core(qpos, images, &z, train);
+        let out = self.forward_core(qpos, None, images, &z, train);
         (out.actions, mu, logvar)
     }
 }
