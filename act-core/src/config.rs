@@ -169,26 +169,27 @@ struct Feature {
     shape: Vec<usize>,
 }
 
-/// `input_features` in document order (serde_json's own map would sort the cameras by name).
-struct OrderedFeatures(Vec<(String, Feature)>);
+/// A JSON object in document order (serde_json's own map would sort it: the cameras by name),
+/// duplicate keys kept so that they can be refused.
+struct Ordered<V>(Vec<(String, V)>);
 
-impl<'de> Deserialize<'de> for OrderedFeatures {
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OrderedFeatures;
+        struct Entries<V>(core::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
+            type Value = Ordered<V>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of features")
+                f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> core::result::Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, Feature>()? {
+                while let Some((k, v)) = map.next_entry::<String, V>()? {
                     out.push((k, v));
                 }
-                Ok(OrderedFeatures(out))
+                Ok(Ordered(out))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(Entries(core::marker::PhantomData))
     }
 }
 
@@ -196,8 +197,8 @@ impl<'de> Deserialize<'de> for OrderedFeatures {
 struct RawConfig {
     #[serde(rename = "type")]
     kind: Option<String>,
-    input_features: Option<OrderedFeatures>,
-    output_features: Option<OrderedFeatures>,
+    input_features: Option<Ordered<Feature>>,
+    output_features: Option<Ordered<Feature>>,
     dim_model: Option<usize>,
     n_heads: Option<usize>,
     dim_feedforward: Option<usize>,
@@ -211,30 +212,7 @@ struct RawConfig {
     feedforward_activation: Option<String>,
     temporal_ensemble_coeff: Option<f64>,
     replace_final_stride_with_dilation: Option<bool>,
-    normalization_mapping: Option<OrderedStrings>,
-}
-
-/// A JSON object of strings, in document order.
-struct OrderedStrings(Vec<(String, String)>);
-
-impl<'de> Deserialize<'de> for OrderedStrings {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OrderedStrings;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of strings")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> core::result::Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, String>()? {
-                    out.push((k, v));
-                }
-                Ok(OrderedStrings(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
+    normalization_mapping: Option<Ordered<String>>,
 }
 
 /// A camera name is also a MuJoCo camera name (act-sim) and a C string (the C ABI): not empty,
