@@ -117,7 +117,7 @@ impl AsyncPolicy {
     /// Moves `policy` (a [`Policy`]) onto a new inference thread. Allocates every buffer here.
     pub fn new(policy: impl ChunkSource, options: AsyncOptions) -> Result<AsyncPolicy> {
         let config = policy.config().clone();
-        if config.env_state_dim.is_some() {
+        if config.env_state_dim > 0 {
             return Err(config_err(
                 "observation.environment_state",
                 "the asynchronous stepper does not pass an environment state to its queries yet; step the Policy itself",

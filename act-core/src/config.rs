@@ -143,8 +143,9 @@ pub struct Config {
     pub latent_dim: usize,
     pub feedforward_activation: Activation,
     pub temporal_ensemble_coeff: Option<f32>,
-    /// `observation.environment_state`'s length: one more encoder token (after the state).
-    pub env_state_dim: Option<usize>,
+    /// `observation.environment_state`'s length, one more encoder token after the state; 0 when the
+    /// model has none.
+    pub env_state_dim: usize,
     /// `normalization_mapping` (LeRobot's default when absent).
     pub normalization: NormMapping,
     /// Input features the model does not read (e.g. `observation.effort`), in config order.
@@ -266,7 +267,7 @@ impl Config {
 
         let inputs = raw.input_features.ok_or_else(|| config_err("input_features", "missing"))?;
         let mut state_dim = None;
-        let mut env_state_dim = None;
+        let mut env_state_dim = 0;
         let mut cameras = Vec::new();
         let mut ignored_inputs = Vec::new();
         let mut seen = alloc::collections::BTreeSet::new();
@@ -287,7 +288,7 @@ impl Config {
                 let [d] = feat.shape[..] else {
                     return Err(config_err("input_features.observation.environment_state", "shape must be [env_state_dim]"));
                 };
-                env_state_dim = Some(in_range(d, "observation.environment_state", 1, MAX_DIM)?);
+                env_state_dim = in_range(d, "observation.environment_state", 1, MAX_DIM)?;
             } else if visual {
                 let [3, h, w] = feat.shape[..] else {
                     return Err(config_err(key, alloc::format!("shape {:?} is not [3, H, W]", feat.shape)));
@@ -407,7 +408,7 @@ impl Config {
 
     /// Learned 1-D encoder tokens: latent, state and, when present, the environment state.
     pub fn n_1d_tokens(&self) -> usize {
-        2 + self.env_state_dim.is_some() as usize
+        2 + (self.env_state_dim > 0) as usize
     }
 
     /// Encoder tokens: latent, state, environment state (if any), then every camera's feature map.

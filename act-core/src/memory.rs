@@ -94,7 +94,7 @@ impl Plan {
             mul(&[cfg.n_decoder_layers as u64, decoder_layer]),
             packed(FEATURE_CHANNELS, dm, s.nr, s.storage),
             packed(cfg.state_dim, dm, s.nr, s.storage),
-            cfg.env_state_dim.map_or(0, |e| packed(e, dm, s.nr, s.storage)),
+            if cfg.env_state_dim > 0 { packed(cfg.env_state_dim, dm, s.nr, s.storage) } else { 0 },
             packed(dm, cfg.action_dim, s.nr, s.storage),
             norms,
             mul(&[d, F32]),
@@ -150,7 +150,7 @@ impl Plan {
         );
         part(
             "actions",
-            mul(&[sum([mul(&[2, chunk, a]), mul(&[3, cfg.state_dim as u64]), mul(&[2, cfg.env_state_dim.unwrap_or(0) as u64])]), F32]),
+            mul(&[sum([mul(&[2, chunk, a]), mul(&[3, cfg.state_dim as u64]), mul(&[2, cfg.env_state_dim as u64])]), F32]),
             format!("2 x chunk_size {chunk} x action_dim {a} x 4 bytes"),
         );
         if s.ensembling {

@@ -152,8 +152,8 @@ impl Normalization {
         let state =
             required(load_feature(store, map.state, &prefixes(state_key, &legacy_input(state_key)), config.state_dim)?, map.state, state_key)?;
         let env = match config.env_state_dim {
-            None => FeatureNorm::Identity,
-            Some(d) => {
+            0 => FeatureNorm::Identity,
+            d => {
                 let key = "observation.environment_state";
                 required(load_feature(store, map.env, &prefixes(key, &legacy_input(key)), d)?, map.env, key)?
             }
@@ -194,7 +194,7 @@ impl Normalization {
         let bad = |name: String, reason: String| Err(Error::BadStatistic { name, reason });
         let eps = self.eps;
         let mut inputs: Vec<(String, &FeatureNorm)> = vec![("observation.state".into(), &self.state)];
-        if config.env_state_dim.is_some() {
+        if config.env_state_dim > 0 {
             inputs.push(("observation.environment_state".into(), &self.env));
         }
         for (cam, f) in config.cameras.iter().zip(&self.images) {

@@ -67,7 +67,6 @@ pub struct Options {
     pub camera_sizes: [Option<(usize, usize)>; crate::config::MAX_CAMERAS],
 }
 
-
 struct Workspace {
     image: Vec<f32>,
     backbone: BackboneBuffers,
@@ -326,9 +325,10 @@ impl Policy {
     /// `predict` and `step` calls, until set again; a model with an environment state refuses to
     /// run before it is set. Allocates nothing.
     pub fn set_environment_state(&mut self, env: &[f32]) -> Result<()> {
-        let Some(d) = self.config.env_state_dim else {
+        let d = self.config.env_state_dim;
+        if d == 0 {
             return Err(Error::InputLength { input: "environment_state (the model has none)", expected: 0, found: env.len() });
-        };
+        }
         check_len("environment_state", d, env.len())?;
         if let Some(index) = env.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFiniteInput { input: "environment_state", index });
@@ -461,9 +461,9 @@ impl Workspace {
             features,
             feature_sizes,
             state: zeroed(cfg.state_dim, "state buffer")?,
-            env_raw: zeroed(cfg.env_state_dim.unwrap_or(0), "state buffer")?,
+            env_raw: zeroed(cfg.env_state_dim, "state buffer")?,
             env_set: false,
-            env: zeroed(cfg.env_state_dim.unwrap_or(0), "state buffer")?,
+            env: zeroed(cfg.env_state_dim, "state buffer")?,
             src: zeroed(rows * dim, "transformer buffers")?,
             memory_pos: zeroed(tokens * dim, "transformer buffers")?,
             tgt: zeroed(rows * dim, "transformer buffers")?,

@@ -39,8 +39,8 @@ pub(crate) fn load_weights(store: &TensorStore<'_>, cfg: &Config, isa: Packing) 
     let img_proj = Linear::from_parts(&proj, proj_b, FEATURE_CHANNELS, dim, isa);
     let state_proj = Linear::load(store, "encoder_robot_state_input_proj", cfg.state_dim, dim, isa)?;
     let env_proj = match cfg.env_state_dim {
-        Some(d) => Some(Linear::load(store, "encoder_env_state_input_proj", d, dim, isa)?),
-        None => None,
+        0 => None,
+        d => Some(Linear::load(store, "encoder_env_state_input_proj", d, dim, isa)?),
     };
     // Only the bias survives z = 0, but the weight's shape is still checked.
     store.model("encoder_latent_input_proj.weight", &[dim, cfg.latent_dim])?;

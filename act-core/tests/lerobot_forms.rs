@@ -402,7 +402,7 @@ fn the_environment_state_is_one_more_token_set_before_stepping() {
     values.push(("model.encoder_env_state_input_proj.weight".into(), vec![16, 6], ramp(96, -0.4, 0.01)));
     values.push(("model.encoder_env_state_input_proj.bias".into(), vec![16], ramp(16, 0.1, -0.01)));
     let mut p = Policy::from_bytes(&serialize(&values, Some(&config), Dtype::F32), &Options::default()).unwrap();
-    assert_eq!((p.config().env_state_dim, p.config().n_tokens()), (Some(6), 3 + 4));
+    assert_eq!((p.config().env_state_dim, p.config().n_tokens()), (6, 3 + 4));
     let mut out = vec![0.0; t.chunk * t.action];
     let img = image(64, 64, 1);
     let e = p.predict(&[0.0; 14], &[&img], &mut out).unwrap_err();

@@ -242,7 +242,7 @@ fn environment_state_matches_libtorch() {
     std::fs::write(&path, out).unwrap();
 
     let mut policy = Policy::open(&path, &Options::default()).unwrap();
-    assert_eq!(policy.config().env_state_dim, Some(5));
+    assert_eq!(policy.config().env_state_dim, 5);
     let (chunk, a) = (cfg.chunk_size as usize, cfg.action_dim() as usize);
     let mut previous: Option<Vec<f32>> = None;
     for (k, env) in [[0.3f32, 1.0, 2.2, -1.0, 0.6], [-0.8, 3.5, 2.4, 2.0, 0.7]].iter().enumerate() {

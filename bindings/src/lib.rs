@@ -427,7 +427,7 @@ pub unsafe extern "C" fn act_policy_info(policy: *const act_policy, out: *mut ac
                     },
                 } as u32,
                 memory_bytes: p.memory_bytes(),
-                env_state_dim: c.env_state_dim.unwrap_or(0),
+                env_state_dim: c.env_state_dim,
                 n_ignored_inputs: c.ignored_inputs.len(),
             };
             // SAFETY: non-NULL, aligned, writable by contract.
