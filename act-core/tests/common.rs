@@ -233,6 +233,21 @@ impl Tiny {
 }
 
 pub fn serialize(values: &[(String, Vec<usize>, Vec<f32>)], config: Option<&str>, dtype: safetensors::Dtype) -> Vec<u8> {
+    let meta = config.map(|c| std::collections::HashMap::from([("config".to_string(), c.to_string()), ("format".to_string(), "act-rs".to_string())]));
+    serialize_as(values, meta, dtype)
+}
+
+/// f32 tensors with exactly the metadata entries given (e.g. `config`, `std_eps`).
+pub fn serialize_with_metadata(values: &[(String, Vec<usize>, Vec<f32>)], meta: &[(&str, &str)]) -> Vec<u8> {
+    let meta = meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    serialize_as(values, Some(meta), safetensors::Dtype::F32)
+}
+
+fn serialize_as(
+    values: &[(String, Vec<usize>, Vec<f32>)],
+    meta: Option<std::collections::HashMap<String, String>>,
+    dtype: safetensors::Dtype,
+) -> Vec<u8> {
     use safetensors::tensor::TensorView;
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = values
         .iter()
@@ -247,7 +262,6 @@ pub fn serialize(values: &[(String, Vec<usize>, Vec<f32>)], config: Option<&str>
         .collect();
     let views: Vec<(String, TensorView<'_>)> =
         bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(dtype, s.clone(), b).unwrap())).collect();
-    let meta = config.map(|c| std::collections::HashMap::from([("config".to_string(), c.to_string()), ("format".to_string(), "act-rs".to_string())]));
     safetensors::serialize(views, meta).unwrap()
 }
 

@@ -3,28 +3,13 @@
 //! use. Each one must become a named error at load, or at `predict`/`step` instead of NaN.
 mod common;
 use act_core::{Ensembling, Error, Options, Policy};
-use common::{image, serialize, Tiny};
+use common::{image, serialize, serialize_with_metadata, Tiny};
 use safetensors::Dtype;
-use std::collections::HashMap;
 
 type Values = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 fn load(bytes: &[u8], options: &Options) -> Result<Policy, Error> {
     Policy::from_bytes(bytes, options)
-}
-
-/// A single-file checkpoint with extra metadata entries besides the config.
-fn with_metadata(values: &Values, config: &str, extra: &[(&str, &str)]) -> Vec<u8> {
-    use safetensors::tensor::TensorView;
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-        values.iter().map(|(n, s, v)| (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
-    let views: Vec<(String, TensorView<'_>)> =
-        bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
-    let mut meta = HashMap::from([("config".to_string(), config.to_string())]);
-    for (k, v) in extra {
-        meta.insert(k.to_string(), v.to_string());
-    }
-    safetensors::serialize(views, Some(meta)).unwrap()
 }
 
 fn set(values: &mut Values, name: &str, f: impl Fn(usize, f32) -> f32) {
@@ -119,11 +104,11 @@ fn a_state_std_that_divides_by_almost_zero_is_refused() {
     let t = Tiny::new();
     let mut values = t.values(1);
     set(&mut values, "normalize_inputs.buffer_observation_state.std", |i, v| if i == 3 { 1e-45 } else { v });
-    let bytes = with_metadata(&values, &t.config_json(), &[("std_eps", "0")]);
+    let bytes = serialize_with_metadata(&values, &[("config", &t.config_json()), ("std_eps", "0")]);
     bad_statistic(load(&bytes, &Options::default()), "observation.state.std", "std[3]");
     // LeRobot's constant dimension (std 0, its eps 1e-8) still loads.
     set(&mut values, "normalize_inputs.buffer_observation_state.std", |i, v| if i == 3 { 0.0 } else { v });
-    assert!(load(&with_metadata(&values, &t.config_json(), &[("std_eps", "1e-8")]), &Options::default()).is_ok());
+    assert!(load(&serialize_with_metadata(&values, &[("config", &t.config_json()), ("std_eps", "1e-8")]), &Options::default()).is_ok());
 }
 
 #[test]
@@ -158,7 +143,7 @@ fn negative_batchnorm_variance_is_refused() {
 fn an_epsilon_that_flattens_every_input_is_a_config_error() {
     let t = Tiny::new();
     for eps in ["1e30", "0.5", "-1e-8", "inf"] {
-        match load(&with_metadata(&t.values(1), &t.config_json(), &[("std_eps", eps)]), &Options::default()) {
+        match load(&serialize_with_metadata(&t.values(1), &[("config", &t.config_json()), ("std_eps", eps)]), &Options::default()) {
             Err(Error::Config { field, .. }) => assert_eq!(field, "std_eps"),
             other => panic!("std_eps {eps}: expected a config error, got {other:?}"),
         }

@@ -6,9 +6,8 @@
 //! LeRobot 0.6 writes (`processor/normalize_processor.py`, `processor/pipeline.py`).
 mod common;
 use act_core::{Ensembling, Error, Options, Policy};
-use common::{image, rel_err, serialize, Tiny};
+use common::{image, rel_err, serialize, serialize_with_metadata, Tiny};
 use safetensors::Dtype;
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 type Values = Vec<(String, Vec<usize>, Vec<f32>)>;
@@ -42,17 +41,7 @@ fn reference(t: &Tiny, config: &str, state: (&[f32], &[f32]), action: (&[f32], &
         v.push(img3(&format!("normalize_inputs.buffer_observation_images_{cam}.mean"), *mean));
         v.push(img3(&format!("normalize_inputs.buffer_observation_images_{cam}.std"), *std));
     }
-    with_metadata(&v, &[("config", config), ("std_eps", "0")])
-}
-
-fn with_metadata(values: &Values, meta: &[(&str, &str)]) -> Vec<u8> {
-    use safetensors::tensor::TensorView;
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-        values.iter().map(|(n, s, v)| (n.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
-    let views: Vec<(String, TensorView<'_>)> =
-        bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
-    let meta: HashMap<String, String> = meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    safetensors::serialize(views, Some(meta)).unwrap()
+    serialize_with_metadata(&v, &[("config", config), ("std_eps", "0")])
 }
 
 /// A LeRobot directory: config.json, model.safetensors (weights + `legacy`), and, when given, the
@@ -175,13 +164,13 @@ fn min_max_state_and_action_match_the_equivalent_mean_std() {
     legacy.push(t1("unnormalize_outputs.buffer_action.max", a_max.clone()));
     legacy.push(img3("normalize_inputs.buffer_observation_images_top.mean", IMG_MEAN));
     legacy.push(img3("normalize_inputs.buffer_observation_images_top.std", IMG_STD));
-    let bytes = with_metadata(&legacy, &[("config", &config), ("std_eps", "0")]);
+    let bytes = serialize_with_metadata(&legacy, &[("config", &config), ("std_eps", "0")]);
     assert_same(&actions(&mut load_ref(&bytes)), &want, "MIN_MAX from legacy buffers");
 
     // An unknown or unsupported mode is a config error naming it.
     for (mode, word) in [("ROBUST", "unknown normalization mode `ROBUST`"), ("QUANTILES", "QUANTILES is not supported")] {
         let config = with_mapping(&t, &format!(r#"{{"STATE": "{mode}"}}"#));
-        match Policy::from_bytes(&with_metadata(&legacy, &[("config", &config)]), &Options::default()) {
+        match Policy::from_bytes(&serialize_with_metadata(&legacy, &[("config", &config)]), &Options::default()) {
             Err(Error::Config { reason, .. }) => assert!(reason.contains(word), "{reason}"),
             other => panic!("mode {mode}: expected a config error, got {other:?}"),
         }
@@ -221,7 +210,7 @@ fn identity_images_and_a_lerobot_directory_without_image_statistics_leave_pixels
     let imagenet = reference(&t, &t.config_json(), (&mean, &std), (&mean, &std), &[("top", [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])]);
     let mut own = weights(&t);
     own.extend(reference_stats(&mean, &std));
-    let bytes = with_metadata(&own, &[("config", &t.config_json()), ("format", "act-rs"), ("std_eps", "0")]);
+    let bytes = serialize_with_metadata(&own, &[("config", &t.config_json()), ("format", "act-rs"), ("std_eps", "0")]);
     assert_same(&actions(&mut load_ref(&bytes)), &actions(&mut load_ref(&imagenet)), "act-rs form keeps ImageNet");
 }
 
