@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use act_train::config::ActConfig;
 use act_train::export::{CheckpointForm, ExportOptions, KeyNames, WeightDtype};
 use act_train::random_export::export_random;
-use act_train::train::{self, DeviceArg, TrainCli, TrainPreset};
+use act_train::cli::{DeviceArg, TrainCli, TrainPreset};
+use act_train::{bench, checkpoint, train};
 
 #[derive(Parser)]
 #[command(
@@ -128,7 +129,7 @@ enum Command {
     },
 }
 
-use act_train::train::parse_hw;
+use act_train::cli::parse_hw;
 
 /// libgomp (libtorch's OpenMP) spin-waits between parallel regions by default; on a machine
 /// whose cores are shared with other processes that makes CPU training several times slower
@@ -185,7 +186,7 @@ fn main() -> Result<()> {
             }
             eprintln!("libtorch threads: {}", tch::get_num_threads());
             for p in preset {
-                let sps = train::bench(p, batch_size, hw, steps, warmup, device)?;
+                let sps = bench::bench(p, batch_size, hw, steps, warmup, device)?;
                 let name = p.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
                 println!("{name}: {sps:.2} training samples/s");
             }
@@ -226,7 +227,7 @@ fn main() -> Result<()> {
                     names,
                     processor_files,
                 };
-                train::export_training_checkpoint(&ckpt, &out, form_, &opts)?;
+                checkpoint::export_training_checkpoint(&ckpt, &out, form_, &opts)?;
                 eprintln!("wrote {} from {}", out.display(), ckpt.display());
                 return Ok(());
             }

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use act_core::{Options, Policy};
 use act_train::model::{Act, normalize_image_u8};
 use act_train::synthetic::{SyntheticEpisode, write_dataset};
-use act_train::train::{self, LAST_CKPT, LossRow, TrainCli, TrainingCheckpoint};
+use act_train::checkpoint::{LAST_CKPT, TrainingCheckpoint, export_training_checkpoint};
+use act_train::cli::TrainCli;
+use act_train::loss::LossRow;
+use act_train::train;
 use clap::Parser;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -92,8 +95,16 @@ fn resume_equals_uninterrupted() {
     // Batch-mode BatchNorm: its running statistics must resume exactly too.
     let common = ["--val-every", "4", "--batch-size", "2", "--seed", "3", "--backbone-bn", "batch"];
     let mut full_args = common.to_vec();
-    full_args.extend(["--steps", "8"]);
+    // Snapshots in the uninterrupted run only: exporting them must not change what it computes.
+    full_args.extend(["--steps", "8", "--snapshot-every", "4"]);
     let full = train::run(&cli(&data, &dir.join("full"), &full_args)).unwrap();
+    let snaps: Vec<String> = std::fs::read_dir(dir.join("full").join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(snaps, ["step_000004.safetensors", "step_000008.safetensors"]);
 
     let part_dir = dir.join("part");
     let mut a1 = common.to_vec();
@@ -171,7 +182,7 @@ fn exported_checkpoint_agrees_with_tch_in_act_core() {
     }
     let ck = dir.join("ckpt");
     // Batch-mode BatchNorm leaves non-trivial running statistics that act-core must fold.
-    let steps = ["--steps", "6", "--val-every", "3", "--batch-size", "2", "--backbone-bn", "batch"];
+    let steps = ["--steps", "6", "--val-every", "3", "--batch-size", "2", "--backbone-bn", "batch", "--snapshot-every", "3"];
     train::run(&cli(&data, &ck, &steps)).unwrap();
     let best = TrainingCheckpoint::read(&ck.join("best.ckpt")).unwrap();
     let cfg = best.config.clone();
@@ -193,10 +204,12 @@ fn exported_checkpoint_agrees_with_tch_in_act_core() {
     let out_single = dir.join("exported.safetensors");
     let out_dir = dir.join("exported_dir");
     let opts = act_train::ExportOptions::default();
-    train::export_training_checkpoint(&ck.join("best.ckpt"), &out_single, act_train::CheckpointForm::Single, &opts)
+    export_training_checkpoint(&ck.join("best.ckpt"), &out_single, act_train::CheckpointForm::Single, &opts)
         .unwrap();
-    train::export_training_checkpoint(&ck.join("best.ckpt"), &out_dir, act_train::CheckpointForm::Dir, &opts).unwrap();
-    let paths = [ck.join("policy.safetensors"), ck.join("policy"), out_single, out_dir, ck.join("best.ckpt")];
+    export_training_checkpoint(&ck.join("best.ckpt"), &out_dir, act_train::CheckpointForm::Dir, &opts).unwrap();
+    // The snapshot taken at the best checkpoint's step holds the same weights.
+    let snapshot = act_train::train::snapshot_path(&ck, best.state.step);
+    let paths = [ck.join("policy.safetensors"), ck.join("policy"), out_single, out_dir, ck.join("best.ckpt"), snapshot];
 
     let ep = SyntheticEpisode::new(16, 64, 64, 9);
     let q = ep.qpos();
@@ -366,7 +379,7 @@ fn nan_loss_stops_with_the_step_and_keeps_checkpoints() {
 #[test]
 fn zero_backbone_lr_freezes_its_batchnorm_too() {
     use act_train::model::backbone::BatchNormMode;
-    use act_train::train::{TrainArgs, TrainPreset};
+    use act_train::cli::{TrainArgs, TrainPreset};
     let parse = |extra: &[&str]| {
         let mut args = vec!["t", "--dataset-dir", "d", "--ckpt-dir", "c"];
         args.extend_from_slice(extra);
