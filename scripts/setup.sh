@@ -43,14 +43,21 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# qemu-system-arm runs the bare-metal aarch64 build (act-core/tests/no_std.rs). Without its
-# recommends: 24 packages instead of 170 (the test passes `-nic none`, so no network ROMs).
-if ! command -v qemu-system-aarch64 >/dev/null; then
-    log "installing qemu-system-arm (no recommends)"
+# Installed without their recommends (fewer, smaller packages):
+# - qemu-system-arm runs the bare-metal aarch64 build (act-core/tests/no_std.rs): 24 packages
+#   instead of 170 (the test passes `-nic none`, so no network ROMs);
+# - ffmpeg (and ffprobe) write the rollout videos as MP4 and check them in act-sim's tests;
+# - fonts-dejavu-core: the font the plots' axis labels, legends and the videos' captions use.
+lean=()
+command -v qemu-system-aarch64 >/dev/null || lean+=(qemu-system-arm)
+command -v ffprobe >/dev/null || lean+=(ffmpeg)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || lean+=(fonts-dejavu-core)
+if ((${#lean[@]})); then
+    log "installing Debian packages without recommends: ${lean[*]}"
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-system-arm >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
 fi
 
 # ---------------------------------------------------------------- Rust targets

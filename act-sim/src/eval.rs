@@ -1,8 +1,10 @@
 //! Policy evaluation in the joint-space environment (ACT_SPEC.md section 5): rollouts from seeded
 //! object placements, success per reward stage, average return, and latency per policy query.
 //! The policy runs through act-core (what robots link) or, for cross-checks, libtorch.
-use crate::env::JointEnv;
-use crate::video::VideoWriter;
+use crate::env::{CameraRenderer, JointEnv};
+use crate::overlay::{Caption, STRIP_HEIGHT, captioned};
+use crate::stats::rate_with_interval;
+use crate::video::{VideoWriter, ffmpeg_available};
 use crate::Task;
 use act_core::{Ensembling, Normalization, Options, Policy, TemporalEnsembler};
 use anyhow::{bail, Context, Result};
@@ -229,13 +231,32 @@ impl EvalReport {
         }
         let avg_return = self.rollouts.iter().map(|r| r.episode_return as f64).sum::<f64>() / n.max(1) as f64;
         let (med, p99) = self.latency_ms();
+        let k = self.rollouts.iter().filter(|r| r.max_reward >= 4).count();
         out.push_str(&format!(
-            "\nsuccess {:.1} % ({} rollouts), average return {avg_return:.1}, latency per query: median {med:.2} ms, p99 {p99:.2} ms ({} queries)\n",
-            100.0 * self.success_rate(),
-            n,
+            "\nsuccess {}, average return {avg_return:.1}, latency per query: median {med:.2} ms, p99 {p99:.2} ms ({} queries)\n",
+            rate_with_interval(k, n),
             self.query_seconds.len()
         ));
         out
+    }
+}
+
+/// How rollout videos look: rendered from their own camera at a viewing size, independent of
+/// the policy's inputs, with a caption strip under each frame.
+#[derive(Clone, Debug)]
+pub struct VideoSpec {
+    pub camera: String,
+    pub height: usize,
+    pub width: usize,
+    /// File extension: "mp4" (through ffmpeg) or "gif".
+    pub ext: &'static str,
+}
+
+impl Default for VideoSpec {
+    /// The `angle` camera (both arms and the objects, from the side) at 480x640, MP4 where ffmpeg
+    /// runs, else GIF.
+    fn default() -> Self {
+        VideoSpec { camera: "angle".into(), height: 480, width: 640, ext: if ffmpeg_available() { "mp4" } else { "gif" } }
     }
 }
 
@@ -246,6 +267,7 @@ pub struct EvalConfig {
     pub seed: u64,
     pub video_dir: Option<PathBuf>,
     pub num_videos: usize,
+    pub video: VideoSpec,
     pub max_steps: Option<usize>,
 }
 
@@ -260,27 +282,37 @@ pub fn evaluate(backend: &mut dyn Backend, ec: &EvalConfig, mut on_rollout: impl
     let mut env = JointEnv::new(ec.task, &names, h, w).context("creating the simulation (are the checkpoint's camera names scene cameras?)")?;
     let steps = ec.max_steps.unwrap_or(ec.task.episode_len());
     let mut report = EvalReport::default();
+    let mut viewer = None;
     if let Some(dir) = &ec.video_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating video directory {}", dir.display()))?;
+        if ec.num_videos > 0 && ec.num_rollouts > 0 {
+            let v = &ec.video;
+            viewer = Some(CameraRenderer::new(env.sim.model(), std::slice::from_ref(&v.camera), v.height, v.width).context("the video camera")?);
+        }
     }
+    let stages = stage_names(ec.task);
     for i in 0..ec.num_rollouts {
         let seed = ec.seed + i as u64;
         let mut obs = env.reset(seed)?;
         backend.reset();
+        let vs = &ec.video;
         let mut video = match &ec.video_dir {
             Some(dir) if i < ec.num_videos => {
-                let p = dir.join(format!("rollout_{i}_seed{seed}.gif"));
-                Some((VideoWriter::create(&p, w, h, 50.0)?, p))
+                let p = dir.join(format!("rollout_{i}_seed{seed}_{}.{}", vs.camera, vs.ext));
+                Some((VideoWriter::create(&p, vs.width, vs.height + STRIP_HEIGHT, 50.0)?, p))
             }
             _ => None,
         };
         let (mut max_reward, mut ret) = (0u32, 0u32);
         let mut action = [0.0f32; 14];
-        for _ in 0..steps {
-            let images: Vec<&[u8]> = obs.images.iter().map(|(_, img)| img.as_slice()).collect();
-            if let Some((v, _)) = &mut video {
-                v.push(images[0])?;
+        for t in 0..steps {
+            if let (Some((v, _)), Some(r)) = (&mut video, &mut viewer) {
+                // The frame shows the state the policy observes at step t, and the stage reached before it.
+                let frame = r.render_all(&mut env.sim.data)?.remove(0).1;
+                let caption = Caption { seed, step: t, steps, max_reward, stages: &stages };
+                v.push(&captioned(&frame, vs.height, vs.width, &caption)?)?;
             }
+            let images: Vec<&[u8]> = obs.images.iter().map(|(_, img)| img.as_slice()).collect();
             let start = Instant::now();
             let queried = backend.step(&obs.qpos, &images, &mut action)?;
             if queried {

@@ -15,6 +15,9 @@ pub mod scripted;
 pub mod eval;
 pub mod latency;
 pub mod video;
+pub mod overlay;
+pub mod snapshots;
+pub mod stats;
 
 pub use env::{EeEnv, JointEnv, Observation, StepResult};
 

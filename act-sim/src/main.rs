@@ -11,7 +11,8 @@ use act_sim::dataset::{EpisodeFile, write_episode};
 use act_sim::env::{EeEnv, JointEnv};
 use act_sim::scripted::record_episode;
 use act_sim::video::{VideoWriter, ffmpeg_available, hconcat, write_png};
-use act_sim::eval::{ActCoreBackend, Backend, EvalConfig, Querying, TchBackend, evaluate, stage_names};
+use act_sim::eval::{ActCoreBackend, Backend, EvalConfig, Querying, TchBackend, VideoSpec, evaluate, stage_names};
+use act_sim::snapshots::{SUCCESS_CSV, list_snapshots, merge, point, read_success_csv, write_success_csv};
 use act_core::Alignment;
 use act_sim::latency::{Blending, LatencyBackend, measured_latency_steps};
 use act_sim::{Task, scene};
@@ -96,11 +97,15 @@ enum Cmd {
         /// Rollout i places the objects with seed S + i (ACT evaluates with 1000).
         #[arg(long, default_value_t = 1000)]
         seed: u64,
-        /// Write GIFs of the first --num-videos rollouts (first camera, model resolution) here.
+        /// Write videos of the first --num-videos rollouts here, rendered from --video-camera at
+        /// --video-size (independent of the policy's inputs), with seed, step and reward stage
+        /// under each frame.
         #[arg(long)]
         video_dir: Option<PathBuf>,
         #[arg(long, default_value_t = 2)]
         num_videos: usize,
+        #[command(flatten)]
+        video: VideoArgs,
         /// Run the policy through act-core (what robots link) or libtorch (cross-check).
         #[arg(long, value_parser = ["act-core", "tch"], default_value = "act-core")]
         backend: String,
@@ -122,6 +127,30 @@ enum Cmd {
         #[arg(long, conflicts_with_all = ["temporal_agg", "query_every"])]
         latest_chunk: bool,
     },
+    /// Success over training time: evaluate every snapshot `act-train train --snapshot-every N`
+    /// wrote (CKPT_DIR/snapshots/step_<N>.safetensors) over the same rollouts through act-core, write
+    /// CKPT_DIR/success_vs_step.csv (with Wilson 95 % intervals; a second run with the other
+    /// querying mode adds its series) and redraw CKPT_DIR/loss_curve.png with success under the loss.
+    EvalSnapshots {
+        #[arg(long)]
+        ckpt_dir: PathBuf,
+        #[arg(long, default_value = "sim_transfer_cube_scripted")]
+        task: String,
+        #[arg(long, default_value_t = 20)]
+        num_rollouts: usize,
+        /// Temporal ensembling (query every step) instead of chunk execution.
+        #[arg(long)]
+        temporal_agg: bool,
+        /// Rollout i places the objects with seed S + i.
+        #[arg(long, default_value_t = 1000)]
+        seed: u64,
+        /// Evaluate only snapshots at or after this step.
+        #[arg(long, default_value_t = 0)]
+        from_step: u64,
+        /// Steps per rollout (default: the task's episode length, 400).
+        #[arg(long)]
+        max_steps: Option<usize>,
+    },
     /// Print the generated MJCF of a task's scene.
     SceneXml {
         #[arg(long)]
@@ -130,6 +159,37 @@ enum Cmd {
         #[arg(long)]
         ee: bool,
     },
+}
+
+/// How rollout videos are rendered and written.
+#[derive(clap::Args)]
+struct VideoArgs {
+    /// Scene camera the videos show: top, angle, front_close, left_wrist, right_wrist.
+    #[arg(long, default_value = "angle")]
+    video_camera: String,
+    /// Video frame size HxW (the caption strip adds 36 rows).
+    #[arg(long, default_value = "480x640")]
+    video_size: String,
+    /// mp4 (through ffmpeg) or gif [default: mp4 where ffmpeg runs, else gif].
+    #[arg(long, value_parser = ["mp4", "gif"])]
+    video_format: Option<String>,
+}
+
+impl VideoArgs {
+    fn spec(&self) -> Result<VideoSpec> {
+        check_cameras(std::slice::from_ref(&self.video_camera))?;
+        let (h, w) = act_train::cli::parse_hw(&self.video_size)?;
+        if h > 2160 || w > 3840 || h < 16 || w < 64 {
+            bail!("--video-size {}: between 16x64 and 2160x3840", self.video_size);
+        }
+        let ext = match self.video_format.as_deref() {
+            Some("gif") => "gif",
+            Some(_) if !ffmpeg_available() => bail!("--video-format mp4 needs ffmpeg on PATH (scripts/setup.sh installs it)"),
+            Some(_) => "mp4",
+            None => VideoSpec::default().ext,
+        };
+        Ok(VideoSpec { camera: self.video_camera.clone(), height: h as usize, width: w as usize, ext })
+    }
 }
 
 #[derive(clap::Args)]
@@ -180,6 +240,7 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             video_dir,
             num_videos,
+            video,
             backend,
             max_steps,
             latency_steps,
@@ -214,7 +275,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 _ => Box::new(ActCoreBackend::open(&ckpt, querying)?),
             };
-            let ec = EvalConfig { task, num_rollouts, seed, video_dir: video_dir.clone(), num_videos, max_steps };
+            let ec = EvalConfig { task, num_rollouts, seed, video_dir: video_dir.clone(), num_videos, video: video.spec()?, max_steps };
             let pb = ProgressBar::new(num_rollouts as u64);
             pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts [{elapsed_precise}<{eta_precise}] {msg}").unwrap());
             let stages = stage_names(task);
@@ -236,6 +297,9 @@ fn run(cli: Cli) -> Result<()> {
                 println!("videos: {}", d.display());
             }
             Ok(())
+        }
+        Cmd::EvalSnapshots { ckpt_dir, task, num_rollouts, temporal_agg, seed, from_step, max_steps } => {
+            eval_snapshots(&ckpt_dir, &task, num_rollouts, temporal_agg, seed, from_step, max_steps)
         }
         Cmd::SceneXml { task, ee } => {
             print!("{}", scene::scene_xml(Task::from_name(&task)?, ee, (640, 480)));
@@ -259,6 +323,46 @@ fn querying(ckpt: &Path, temporal_agg: bool, coeff: Option<f32>, every: Option<u
         bail!("--query-every {k} must be within 1..={} (the chunk size)", cfg.chunk_size);
     }
     Ok(Querying::Every(k))
+}
+
+fn eval_snapshots(dir: &Path, task: &str, n: usize, temporal_agg: bool, seed: u64, from_step: u64, max_steps: Option<usize>) -> Result<()> {
+    let task = Task::from_name(task)?;
+    if n == 0 {
+        bail!("--num-rollouts must be at least 1");
+    }
+    let snaps: Vec<_> = list_snapshots(dir)?.into_iter().filter(|s| s.step >= from_step).collect();
+    if snaps.is_empty() {
+        bail!("no snapshot at or after step {from_step} in {}", dir.join("snapshots").display());
+    }
+    let series = if temporal_agg { "temporal ensembling" } else { "chunk execution" };
+    println!("{}: {} snapshots, {n} rollouts each (seeds {seed}..{}), {series}", task.name(), snaps.len(), seed + n as u64 - 1);
+    let pb = ProgressBar::new((snaps.len() * n) as u64);
+    pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts [{elapsed_precise}<{eta_precise}] {msg}").unwrap());
+    let ec = EvalConfig { task, num_rollouts: n, seed, video_dir: None, num_videos: 0, video: VideoSpec::default(), max_steps };
+    let mut points = Vec::new();
+    for s in &snaps {
+        let querying = querying(&s.path, temporal_agg, None, None)?;
+        let mut be = ActCoreBackend::open(&s.path, querying)?;
+        pb.set_message(format!("step {}", s.step));
+        let report = evaluate(&mut be, &ec, |_, _| pb.inc(1))?;
+        let k = report.rollouts.iter().filter(|r| r.max_reward >= 4).count();
+        pb.println(format!("step {:>6}: success {}", s.step, act_sim::stats::rate_with_interval(k, n)));
+        points.push(point(s.step, series, k, n));
+    }
+    pb.finish_and_clear();
+    let csv = dir.join(SUCCESS_CSV);
+    let all = merge(read_success_csv(&csv)?, &points);
+    write_success_csv(&csv, &all)?;
+    let losses = dir.join(act_train::train::LOSSES_CSV);
+    let history = if losses.exists() { act_train::loss::read_losses_csv(&losses)? } else { Vec::new() };
+    let png = dir.join(act_train::train::LOSS_PNG);
+    act_train::plot::write_training_curves(&png, &history, &all)?;
+    println!("\n| step | {series}: success (Wilson 95 % interval) |\n|---|---|");
+    for p in &points {
+        println!("| {} | {} |", p.step, act_sim::stats::rate_with_interval(p.successes, p.rollouts));
+    }
+    println!("\nwrote {} and {}", csv.display(), png.display());
+    Ok(())
 }
 
 fn check_cameras(cameras: &[String]) -> Result<()> {
