@@ -1,22 +1,51 @@
 #!/usr/bin/env bash
-# The main job, end to end on a CPU: record scripted transfer-cube demonstrations in simulation,
-# train ACT on them, export for act-core, evaluate act-core in the simulator, print the success
-# table and latency. A second run reuses what exists: the dataset, a finished policy, or an
-# interrupted training run (it resumes from its last checkpoint).
+# The main job, end to end on a CPU: record scripted demonstrations of one of ACT's two simulated
+# tasks, train ACT on them (exporting a snapshot every 1000 steps), export for act-core, evaluate
+# act-core in the simulator, print the success tables (with Wilson 95 % intervals), the success of
+# each snapshot and the latency. A second run reuses what exists: the dataset, a finished policy,
+# or an interrupted training run (it resumes from its last checkpoint).
 #
-#   scripts/demo.sh                 # everything, into runs/transfer_cube_cpu
+#   scripts/demo.sh                          # transfer cube, into runs/transfer_cube_cpu
+#   scripts/demo.sh insertion                # insertion, into runs/insertion_cpu
+#   ACT_SEED=1 scripts/demo.sh               # another training seed, into runs/transfer_cube_cpu_seed1
 #   ACT_RUN_DIR=/tmp/r scripts/demo.sh
 #   ACT_TRAIN_ARGS="--steps 8000" scripts/demo.sh    # extra act-train flags
 #   ACT_EVAL_ROLLOUTS=20 scripts/demo.sh
+#   ACT_SNAPSHOT_ROLLOUTS=0 scripts/demo.sh  # skip evaluating the snapshots (default 20 rollouts each)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-RUN="${ACT_RUN_DIR:-runs/transfer_cube_cpu}"
-DATA="$RUN/data"
+WHICH="${1:-transfer_cube}"
+SEED="${ACT_SEED:-0}"
+case "$WHICH" in
+    transfer_cube|sim_transfer_cube_scripted)
+        WHICH=transfer_cube
+        TASK=sim_transfer_cube_scripted
+        H=120 W=160
+        CAMERAS=top
+        PRESET_ARGS=(--preset sim-small)
+        ;;
+    insertion|sim_insertion_scripted)
+        WHICH=insertion
+        TASK=sim_insertion_scripted
+        H=120 W=160
+        CAMERAS=top
+        PRESET_ARGS=(--preset sim-small --steps 6000)
+        ;;
+    *)
+        echo "demo.sh: unknown task $WHICH (transfer_cube or insertion)" >&2
+        exit 2
+        ;;
+esac
+case "$SEED" in ''|*[!0-9]*) echo "demo.sh: ACT_SEED must be a number, got $SEED" >&2; exit 2;; esac
+DEFAULT_RUN="runs/${WHICH}_cpu"
+if [ "$SEED" != 0 ]; then DEFAULT_RUN="${DEFAULT_RUN}_seed$SEED"; fi
+RUN="${ACT_RUN_DIR:-$DEFAULT_RUN}"
+# Every seed of a task trains on the same recorded episodes.
+DATA="${ACT_DATA_DIR:-runs/${WHICH}_data}"
 CKPT="$RUN/ckpt"
 EPISODES="${ACT_EPISODES:-50}"
 ROLLOUTS="${ACT_EVAL_ROLLOUTS:-50}"
-TASK=sim_transfer_cube_scripted
-H=120 W=160
+SNAP_ROLLOUTS="${ACT_SNAPSHOT_ROLLOUTS:-20}"
 
 step() { printf '\n==> %s\n' "$*"; }
 trap 'echo "demo.sh: failed at line $LINENO (exit $?); rerun to continue where it stopped" >&2' ERR
@@ -31,8 +60,10 @@ if [ -d "$DATA" ]; then
     have=$(find "$DATA" -maxdepth 1 -name 'episode_*.hdf5' | wc -l)
 fi
 if [ "$have" -lt "$EPISODES" ]; then
-    step "recording $EPISODES scripted $TASK episodes (top camera ${H}x${W}) into $DATA"
-    "$BIN/act-sim" record --task "$TASK" --dataset-dir "$DATA" --num-episodes "$EPISODES" --height "$H" --width "$W" --seed 0
+    step "recording $EPISODES scripted $TASK episodes (cameras $CAMERAS at ${H}x${W}) into $DATA"
+    cams=()
+    for c in ${CAMERAS//,/ }; do cams+=(--camera "$c"); done
+    "$BIN/act-sim" record --task "$TASK" --dataset-dir "$DATA" --num-episodes "$EPISODES" "${cams[@]}" --height "$H" --width "$W" --seed 0
 else
     step "dataset: $have episodes already in $DATA"
 fi
@@ -40,9 +71,13 @@ fi
 if [ ! -f "$CKPT/policy.safetensors" ]; then
     resume=()
     if [ -f "$CKPT/last.ckpt" ]; then resume=(--resume); fi
-    step "training ACT (preset sim-small${resume:+, resuming}) into $CKPT"
+    step "training ACT (${PRESET_ARGS[*]}, seed $SEED${resume:+, resuming}) into $CKPT"
     # shellcheck disable=SC2086
-    "$BIN/act-train" train --dataset-dir "$DATA" --ckpt-dir "$CKPT" --preset sim-small --camera-names top "${resume[@]}" ${ACT_TRAIN_ARGS:-}
+    mkdir -p "$RUN"
+    start=$(date +%s)
+    "$BIN/act-train" train --dataset-dir "$DATA" --ckpt-dir "$CKPT" "${PRESET_ARGS[@]}" --camera-names "$CAMERAS" \
+        --seed "$SEED" --snapshot-every 1000 "${resume[@]}" ${ACT_TRAIN_ARGS:-} 2> >(tee -a "$RUN/train.log" >&2)
+    echo "training wall time: $(( $(date +%s) - start )) s" >> "$RUN/train.log"
 else
     step "policy: $CKPT/policy.safetensors already trained"
 fi
@@ -51,10 +86,14 @@ step "evaluating with act-core: $ROLLOUTS rollouts, chunk execution (query every
 "$BIN/act-sim" eval --ckpt "$CKPT/policy.safetensors" --task "$TASK" --num-rollouts "$ROLLOUTS" --video-dir "$RUN/videos" | tee "$RUN/eval_chunks.md"
 step "evaluating with act-core: $ROLLOUTS rollouts, temporal ensembling (query every step)"
 "$BIN/act-sim" eval --ckpt "$CKPT/policy.safetensors" --task "$TASK" --num-rollouts "$ROLLOUTS" --temporal-agg --video-dir "$RUN/videos_temporal_agg" | tee "$RUN/eval_temporal_agg.md"
+if [ "$SNAP_ROLLOUTS" -gt 0 ] && [ -d "$CKPT/snapshots" ]; then
+    step "success over training time: every snapshot, $SNAP_ROLLOUTS rollouts, chunk execution"
+    "$BIN/act-sim" eval-snapshots --ckpt-dir "$CKPT" --task "$TASK" --num-rollouts "$SNAP_ROLLOUTS" | tee "$RUN/eval_snapshots.md"
+fi
 
 step "done"
 echo "dataset:      $DATA"
-echo "loss curve:   $CKPT/loss_curve.png (losses: $CKPT/losses.csv)"
+echo "loss curve:   $CKPT/loss_curve.png (losses: $CKPT/losses.csv; success per snapshot: $CKPT/success_vs_step.csv)"
 echo "policy:       $CKPT/policy.safetensors (act-core single file) and $CKPT/policy/ (LeRobot directory)"
 echo "videos:       $RUN/videos/ and $RUN/videos_temporal_agg/"
 echo "results:      $RUN/eval_chunks.md, $RUN/eval_temporal_agg.md"

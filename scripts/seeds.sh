@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Training seeds side by side: runs scripts/demo.sh for each seed of one task (each into its own
+# run directory, all on the same recorded episodes; finished runs are reused), then prints each
+# seed's success with chunk execution and temporal ensembling, their Wilson 95 % intervals, the
+# mean over seeds and the training time, as a markdown table (also written to runs/<task>_seeds.md).
+#
+#   scripts/seeds.sh transfer_cube 0 1 2
+#   scripts/seeds.sh insertion 0 1 2
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+WHICH="${1:?usage: scripts/seeds.sh transfer_cube|insertion SEED...}"
+shift
+(($#)) || { echo "seeds.sh: give at least one seed" >&2; exit 2; }
+for s in "$@"; do
+    ACT_SEED="$s" bash scripts/demo.sh "$WHICH"
+done
+# "success 42/50 = 84 % (Wilson 95 % CI 71-92 %), average return ..." -> "42/50 = 84 % (Wilson 95 % CI 71-92 %)"
+# A run that is missing or did not finish leaves its cells empty.
+rate() { { sed -n 's/^success \(.*%)\), average return.*/\1/p' "$1" 2>/dev/null || true; } | tail -1; }
+count() { { sed -n 's/^success \([0-9]*\)\/\([0-9]*\) .*/\1 \2/p' "$1" 2>/dev/null || true; } | tail -1; }
+out="runs/${WHICH}_seeds.md"
+{
+    echo "| $WHICH, training seed | chunk execution | temporal ensembling | training time |"
+    echo "|---|---|---|---|"
+    sum_c=0 sum_t=0 n=0
+    for s in "$@"; do
+        run="runs/${WHICH}_cpu"
+        [ "$s" = 0 ] || run="${run}_seed$s"
+        secs=$({ sed -n 's/^training wall time: \([0-9]*\) s/\1/p' "$run/train.log" 2>/dev/null || true; } | tail -1)
+        echo "| $s | $(rate "$run/eval_chunks.md") | $(rate "$run/eval_temporal_agg.md") | ${secs:+$((secs / 60)) min} |"
+        read -r kc nc <<<"$(count "$run/eval_chunks.md")" || true
+        read -r kt nt <<<"$(count "$run/eval_temporal_agg.md")" || true
+        if [ -n "${nc:-}" ] && [ -n "${nt:-}" ]; then
+            sum_c=$(awk -v a="$sum_c" -v k="$kc" -v n="$nc" 'BEGIN { print a + 100 * k / n }')
+            sum_t=$(awk -v a="$sum_t" -v k="$kt" -v n="$nt" 'BEGIN { print a + 100 * k / n }')
+            n=$((n + 1))
+        fi
+    done
+    if ((n)); then
+        awk -v c="$sum_c" -v t="$sum_t" -v n="$n" 'BEGIN { printf "| mean over %d finished seeds | %.0f %% | %.0f %% | |\n", n, c / n, t / n }'
+    fi
+} | tee "$out"
+echo "written to $out"
