@@ -9,294 +9,28 @@
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use act::{Alignment, AsyncOptions, AsyncPolicy, Blend, Ensembling, Error, Isa, Options, Policy};
+use act::{Alignment, Policy};
 use core::ffi::{c_char, c_int, CStr};
-use core::fmt::{self, Write as _};
-use std::cell::RefCell;
 use std::ffi::CString;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
+#[macro_use]
+mod handle;
+mod options;
 mod runner;
 mod types;
+pub use handle::act_policy;
+use handle::{finish_open, global_fail, guard_global, status_of, with_policy, ErrorBuf, Fail};
+use options::{isa_code, parse_options};
 use runner::Runner;
 pub use types::*;
 use act_status::*;
-
-/// A NUL-terminated message buffer that never reallocates: writes past its capacity are cut at a
-/// character boundary.
-struct ErrorBuf<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> ErrorBuf<N> {
-    const fn new() -> Self {
-        ErrorBuf { buf: [0; N], len: 0 }
-    }
-    fn clear(&mut self) {
-        self.len = 0;
-        self.buf[0] = 0;
-    }
-    fn set(&mut self, args: fmt::Arguments<'_>) {
-        self.clear();
-        let _ = self.write_fmt(args);
-    }
-    fn as_ptr(&self) -> *const c_char {
-        self.buf.as_ptr().cast()
-    }
-    #[cfg(test)]
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap()
-    }
-}
-
-impl<const N: usize> fmt::Write for ErrorBuf<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = N - 1 - self.len;
-        let mut n = s.len().min(room);
-        while !s.is_char_boundary(n) {
-            n -= 1;
-        }
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        self.buf[self.len] = 0;
-        Ok(())
-    }
-}
-
-thread_local! {
-    /// The last error of a call that had no usable handle (failed open, NULL handle) on this thread.
-    static LAST_ERROR: RefCell<ErrorBuf<2048>> = const { RefCell::new(ErrorBuf::new()) };
-}
-
-fn set_global_error(args: fmt::Arguments<'_>) {
-    LAST_ERROR.with(|e| e.borrow_mut().set(args));
-}
-
-/// An open policy. Opaque to C; created by `act_policy_open*`, destroyed by `act_policy_free`.
-pub struct act_policy {
-    policy: Runner,
-    /// NUL-terminated camera names, in config order.
-    camera_names: Vec<CString>,
-    error: ErrorBuf<512>,
-    /// Set when a panic was caught inside a call on this handle.
-    poisoned: bool,
-}
-
-fn status_of(e: &Error) -> act_status {
-    match e {
-        Error::Truncated { .. }
-        | Error::BadHeader { .. }
-        | Error::MissingTensor { .. }
-        | Error::ShapeMismatch { .. }
-        | Error::UnsupportedDtype { .. }
-        | Error::NonFiniteWeight { .. }
-        | Error::DuplicateTensor { .. }
-        | Error::BadStatistic { .. } => ACT_ERR_CHECKPOINT,
-        Error::MemoryBudget { .. } | Error::AllocationFailed { .. } => ACT_ERR_OUT_OF_MEMORY,
-        Error::NonFiniteOutput { .. } => ACT_ERR_NON_FINITE_OUTPUT,
-        Error::Config { .. } => ACT_ERR_CONFIG,
-        Error::InputLength { .. } => ACT_ERR_INPUT_SIZE,
-        Error::NonFiniteInput { .. } => ACT_ERR_NON_FINITE_INPUT,
-        Error::Io { .. } => ACT_ERR_IO,
-        Error::InferenceFailed => ACT_ERR_INTERNAL,
-    }
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "unknown panic payload"
-    }
-}
-
-/// An error: its status and (written before returning) its message.
-struct Fail(act_status);
-
-/// Runs `f` for a call on `policy`: NULL and poisoned handles, panics and the handle's message.
-///
-/// # Safety
-/// `policy` is NULL or a live handle from `act_policy_open*` not used by another thread meanwhile.
-unsafe fn with_policy(
-    policy: *mut act_policy,
-    f: impl FnOnce(&mut Runner, &[CString], &mut ErrorBuf<512>) -> Result<(), Fail>,
-) -> act_status {
-    if policy.is_null() {
-        set_global_error(format_args!("policy handle is NULL (did act_policy_open fail?)"));
-        return ACT_ERR_NULL_POINTER;
-    }
-    // SAFETY: non-NULL, and by this function's contract a live, exclusively used handle.
-    let h = unsafe { &mut *policy };
-    if h.poisoned {
-        h.error.set(format_args!("policy handle is unusable after an earlier internal error; free it"));
-        return ACT_ERR_INTERNAL;
-    }
-    let act_policy { policy, camera_names, error, .. } = h;
-    let result = catch_unwind(AssertUnwindSafe(|| f(policy, camera_names, error)));
-    match result {
-        Ok(Ok(())) => {
-            h.error.clear();
-            ACT_OK
-        }
-        Ok(Err(Fail(status))) => status,
-        Err(payload) => {
-            h.poisoned = true;
-            h.error.set(format_args!("internal error (panic): {}", panic_text(&*payload)));
-            ACT_ERR_INTERNAL
-        }
-    }
-}
-
-/// The same for calls without a handle; messages go to the thread-local last error.
-fn guard_global(f: impl FnOnce() -> Result<(), Fail>) -> act_status {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => ACT_OK,
-        Ok(Err(Fail(status))) => status,
-        Err(payload) => {
-            set_global_error(format_args!("internal error (panic): {}", panic_text(&*payload)));
-            ACT_ERR_INTERNAL
-        }
-    }
-}
-
-macro_rules! fail {
-    ($buf:expr, $status:expr, $($arg:tt)*) => {{
-        $buf.set(format_args!($($arg)*));
-        return Err(Fail($status));
-    }};
-}
-
-fn global_fail(status: act_status, args: fmt::Arguments<'_>) -> Fail {
-    set_global_error(args);
-    Fail(status)
-}
-
-/// The load options, and the asynchronous stepper's alignment when `asynchronous` asks for it.
-fn parse_options(options: *const act_options) -> Result<(Options, Option<Alignment>), Fail> {
-    let o = if options.is_null() {
-        act_options_default()
-    } else {
-        if !options.is_aligned() {
-            return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options pointer is misaligned")));
-        }
-        // SAFETY: non-NULL, aligned; the caller passes a readable act_options.
-        unsafe { *options }
-    };
-    if o.threads > 256 {
-        return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.threads = {} is more than 256", o.threads)));
-    }
-    let ensembling = match o.ensembling {
-        0 => Ensembling::FromConfig,
-        1 => Ensembling::Disabled,
-        // Any finite coefficient (negative: newer predictions weigh more, as LeRobot allows); its
-        // range against chunk_size is checked at load.
-        2 if o.ensemble_coeff.is_finite() => Ensembling::Coefficient(o.ensemble_coeff),
-        2 => {
-            return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.ensemble_coeff = {} must be finite", o.ensemble_coeff)));
-        }
-        v => return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.ensembling = {v} is not an act_ensembling value"))),
-    };
-    let isa = match o.isa {
-        0 => None,
-        1 => Some(Isa::Scalar),
-        2 => Some(Isa::Avx2),
-        3 => Some(Isa::Avx512),
-        4 => Some(Isa::Neon),
-        v => return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.isa = {v} is not an act_isa value"))),
-    };
-    if let Some(isa) = isa
-        && !isa.is_supported()
-    {
-        return Err(global_fail(ACT_ERR_UNSUPPORTED, format_args!("options.isa: {isa:?} is not supported by this CPU")));
-    }
-    let weights = match o.precision {
-        0 | 1 => act::WeightStorage::F32,
-        2 => act::WeightStorage::F16,
-        3 => act::WeightStorage::Bf16,
-        4 => act::WeightStorage::F16Compute,
-        v => {
-            return Err(global_fail(
-                ACT_ERR_UNSUPPORTED,
-                format_args!(
-                    "options.precision = {v}: ACT_PRECISION_F32, ACT_PRECISION_F16_WEIGHTS, ACT_PRECISION_BF16 and ACT_PRECISION_F16 are implemented"
-                ),
-            ));
-        }
-    };
-    let realtime_priority = match o.realtime_priority {
-        0 => None,
-        p => Some(u8::try_from(p).map_err(|_| {
-            global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.realtime_priority = {p} is not a SCHED_FIFO priority (1..=99 on Linux)"))
-        })?),
-    };
-    let alignment = match o.asynchronous {
-        0 => None,
-        1 => Some(Alignment::Observation),
-        2 => Some(Alignment::Arrival),
-        v => return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.asynchronous = {v} is not an act_asynchronous value"))),
-    };
-    let memory_budget = (o.memory_budget != 0).then_some(o.memory_budget);
-    let mut camera_sizes = [None; act::config::MAX_CAMERAS];
-    for (slot, &[h, w]) in camera_sizes.iter_mut().zip(&o.camera_sizes) {
-        match (h, w) {
-            (0, 0) => {}
-            (0, _) | (_, 0) => {
-                return Err(global_fail(ACT_ERR_INVALID_ARGUMENT, format_args!("options.camera_sizes: {h} x {w}: set both sides or neither")));
-            }
-            _ => *slot = Some((h as usize, w as usize)),
-        }
-    }
-    Ok((Options { ensembling, isa, threads: o.threads as usize, weights, realtime_priority, memory_budget, camera_sizes, ..Default::default() }, alignment))
-}
-
-fn isa_code(isa: Isa) -> u32 {
-    match isa {
-        Isa::Scalar => act_isa::ACT_ISA_SCALAR as u32,
-        Isa::Avx2 => act_isa::ACT_ISA_AVX2 as u32,
-        Isa::Avx512 => act_isa::ACT_ISA_AVX512 as u32,
-        Isa::Neon => act_isa::ACT_ISA_NEON as u32,
-    }
-}
-
-/// Finishes an open: builds the handle (moving the policy onto an inference thread when
-/// `alignment` is set) or records the error; `out` was checked non-NULL.
-fn finish_open(result: act::Result<Policy>, alignment: Option<Alignment>, out: *mut *mut act_policy) -> Result<(), Fail> {
-    let policy = result.map_err(|e| global_fail(status_of(&e), format_args!("{e}")))?;
-    let cameras = &policy.config().cameras;
-    if cameras.len() > ACT_MAX_CAMERAS {
-        return Err(global_fail(ACT_ERR_CONFIG, format_args!("{} cameras, at most {ACT_MAX_CAMERAS}", cameras.len())));
-    }
-    let mut camera_names = Vec::with_capacity(cameras.len());
-    for c in cameras {
-        match CString::new(c.name.as_str()) {
-            Ok(s) => camera_names.push(s),
-            Err(_) => return Err(global_fail(ACT_ERR_CONFIG, format_args!("camera name {:?} contains a NUL byte", c.name))),
-        }
-    }
-    let policy = match alignment {
-        None => Runner::Sync(policy),
-        Some(alignment) => {
-            let (isa, ensemble_coeff, memory_bytes) = (policy.isa(), policy.ensemble_coefficient(), policy.memory_bytes());
-            let blend = ensemble_coeff.map_or(Blend::Latest, Blend::Ensemble);
-            let policy = AsyncPolicy::new(policy, AsyncOptions { blend, alignment }).map_err(|e| global_fail(status_of(&e), format_args!("{e}")))?;
-            Runner::Async { policy, isa, ensemble_coeff, memory_bytes }
-        }
-    };
-    let handle = Box::new(act_policy { policy, camera_names, error: ErrorBuf::new(), poisoned: false });
-    // SAFETY: `out` is non-NULL (checked by the caller) and writable by the API contract.
-    unsafe { *out = Box::into_raw(handle) };
-    Ok(())
-}
 
 /// Default options: threads 0, ensembling from the checkpoint's config, best instruction set, f32,
 /// the inherited scheduling policy.
 /// The same as a zero-initialised `act_options`.
 #[unsafe(no_mangle)]
 pub extern "C" fn act_options_default() -> act_options {
-    act_options { threads: 0, ensembling: 0, ensemble_coeff: 0.0, isa: 0, precision: 0, realtime_priority: 0, asynchronous: 0, memory_budget: 0, camera_sizes: [[0; 2]; 16] }
+    options::default_options()
 }
 
 /// Opens a checkpoint: a single-file checkpoint (`.safetensors` with the config in its metadata) or
@@ -723,7 +457,7 @@ pub unsafe extern "C" fn act_policy_last_error(policy: *const act_policy) -> *co
 /// by the library (thread-local): valid until the next such failure on this thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn act_last_error() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    handle::last_error_ptr()
 }
 
 /// A short static description of a status code (e.g. "input or output has the wrong size");

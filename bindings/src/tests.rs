@@ -103,16 +103,3 @@ fn a_panic_is_caught_and_poisons_the_handle() {
     let text = unsafe { CStr::from_ptr(act_last_error()) }.to_str().unwrap();
     assert!(text.contains("global boom"), "{text}");
 }
-
-#[test]
-fn error_buffer_truncates_at_a_character_boundary_and_stays_terminated() {
-    let mut b = ErrorBuf::<8>::new();
-    b.set(format_args!("abcdé€xyz"));
-    assert_eq!(b.as_str(), "abcdé"); // 6 bytes; '€' (3 bytes) would pass the 7 available
-    assert_eq!(b.buf[b.len], 0);
-    b.set(format_args!("{}", "0123456789"));
-    assert_eq!(b.as_str(), "0123456");
-    b.clear();
-    assert_eq!(b.as_str(), "");
-    assert_eq!(b.buf[0], 0);
-}
