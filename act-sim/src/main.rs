@@ -340,6 +340,7 @@ fn eval_snapshots(dir: &Path, task: &str, n: usize, temporal_agg: bool, seed: u6
     pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts [{elapsed_precise}<{eta_precise}] {msg}").unwrap());
     let ec = EvalConfig { task, num_rollouts: n, seed, video_dir: None, num_videos: 0, video: VideoSpec::default(), max_steps };
     let mut points = Vec::new();
+    let mut stage_rows = Vec::new();
     for s in &snaps {
         let querying = querying(&s.path, temporal_agg, None, None)?;
         let mut be = ActCoreBackend::open(&s.path, querying)?;
@@ -348,6 +349,9 @@ fn eval_snapshots(dir: &Path, task: &str, n: usize, temporal_agg: bool, seed: u6
         let k = report.rollouts.iter().filter(|r| r.max_reward >= 4).count();
         pb.println(format!("step {:>6}: success {}", s.step, act_sim::stats::rate_with_interval(k, n)));
         points.push(point(s.step, series, k, n));
+        // Rollouts reaching each earlier stage: where a policy that does not succeed yet stops.
+        let reached: Vec<usize> = (1..4).map(|r| report.rollouts.iter().filter(|x| x.max_reward >= r).count()).collect();
+        stage_rows.push(reached);
     }
     pb.finish_and_clear();
     let csv = dir.join(SUCCESS_CSV);
@@ -357,9 +361,11 @@ fn eval_snapshots(dir: &Path, task: &str, n: usize, temporal_agg: bool, seed: u6
     let history = if losses.exists() { act_train::loss::read_losses_csv(&losses)? } else { Vec::new() };
     let png = dir.join(act_train::train::LOSS_PNG);
     act_train::plot::write_training_curves(&png, &history, &all)?;
-    println!("\n| step | {series}: success (Wilson 95 % interval) |\n|---|---|");
-    for p in &points {
-        println!("| {} | {} |", p.step, act_sim::stats::rate_with_interval(p.successes, p.rollouts));
+    let stages = stage_names(task);
+    println!("\n| step | 1 {} | 2 {} | 3 {} | {series}: 4 {} (Wilson 95 % interval) |\n|---|---|---|---|---|", stages[0], stages[1], stages[2], stages[3]);
+    for (p, reached) in points.iter().zip(&stage_rows) {
+        let r: Vec<String> = reached.iter().map(|k| format!("{k}/{n}")).collect();
+        println!("| {} | {} | {} |", p.step, r.join(" | "), act_sim::stats::rate_with_interval(p.successes, p.rollouts));
     }
     println!("\nwrote {} and {}", csv.display(), png.display());
     Ok(())
