@@ -94,6 +94,12 @@ pub fn write_training_curves(path: &Path, history: &[LossRow], success: &[Succes
 
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
+/// A loss tick label without trailing zeros: 100, 2, 0.5, 0.025.
+fn trimmed(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// The step range both panels share.
 fn step_range(history: &[LossRow], success: &[SuccessPoint]) -> (f64, f64) {
     let steps = history.iter().map(|r| r.step as f64).chain(success.iter().map(|p| p.step as f64));
@@ -139,7 +145,7 @@ fn draw_loss(area: &DrawingArea<BitMapBackend, Shift>, history: &[LossRow], succ
             .configure_mesh()
             .x_desc("training step")
             .y_desc("loss = L1 + kl_weight x KL (log scale)")
-            .y_label_formatter(&|v| format!("{v:.3}"))
+            .y_label_formatter(&|v| trimmed(*v))
             .x_label_formatter(&|v| format!("{v:.0}"))
             .label_style((FAMILY, 14))
             .light_line_style(TRANSPARENT)
