@@ -210,8 +210,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 impl EvalReport {
+    /// Rollouts whose highest reward reached `stage` (1..=4; stage 4 is success).
+    pub fn reached(&self, stage: u32) -> usize {
+        self.rollouts.iter().filter(|r| r.max_reward >= stage).count()
+    }
+
     pub fn success_rate(&self) -> f64 {
-        self.rollouts.iter().filter(|r| r.max_reward >= 4).count() as f64 / self.rollouts.len().max(1) as f64
+        self.reached(4) as f64 / self.rollouts.len().max(1) as f64
     }
 
     /// (median, p99) latency per query in milliseconds.
@@ -226,12 +231,12 @@ impl EvalReport {
         let n = self.rollouts.len();
         let mut out = String::from("| stage | reached | rate |\n|---|---|---|\n");
         for (i, name) in stage_names(task).iter().enumerate() {
-            let k = self.rollouts.iter().filter(|r| r.max_reward > i as u32).count();
+            let k = self.reached(i as u32 + 1);
             out.push_str(&format!("| {} {} | {k}/{n} | {:.1} % |\n", i + 1, name, 100.0 * k as f64 / n.max(1) as f64));
         }
         let avg_return = self.rollouts.iter().map(|r| r.episode_return as f64).sum::<f64>() / n.max(1) as f64;
         let (med, p99) = self.latency_ms();
-        let k = self.rollouts.iter().filter(|r| r.max_reward >= 4).count();
+        let k = self.reached(4);
         out.push_str(&format!(
             "\nsuccess {}, average return {avg_return:.1}, latency per query: median {med:.2} ms, p99 {p99:.2} ms ({} queries)\n",
             rate_with_interval(k, n),

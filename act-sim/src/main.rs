@@ -346,11 +346,11 @@ fn eval_snapshots(dir: &Path, task: &str, n: usize, temporal_agg: bool, seed: u6
         let mut be = ActCoreBackend::open(&s.path, querying)?;
         pb.set_message(format!("step {}", s.step));
         let report = evaluate(&mut be, &ec, |_, _| pb.inc(1))?;
-        let k = report.rollouts.iter().filter(|r| r.max_reward >= 4).count();
+        let k = report.reached(4);
         pb.println(format!("step {:>6}: success {}", s.step, act_sim::stats::rate_with_interval(k, n)));
         points.push(point(s.step, series, k, n));
         // Rollouts reaching each earlier stage: where a policy that does not succeed yet stops.
-        let reached: Vec<usize> = (1..4).map(|r| report.rollouts.iter().filter(|x| x.max_reward >= r).count()).collect();
+        let reached: Vec<usize> = (1..4).map(|stage| report.reached(stage)).collect();
         stage_rows.push(reached);
     }
     pb.finish_and_clear();
