@@ -29,8 +29,7 @@ pub fn list_snapshots(ckpt_dir: &Path) -> Result<Vec<Snapshot>> {
     for e in entries {
         let e = e.with_context(|| format!("reading {}", dir.display()))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let step = name.strip_prefix("step_").and_then(|s| s.strip_suffix(".safetensors")).and_then(|s| s.parse::<u64>().ok());
-        if let Some(step) = step {
+        if let Some(step) = act_train::train::snapshot_step(&name) {
             out.push(Snapshot { step, path: e.path() });
         }
     }

@@ -45,6 +45,11 @@ pub fn snapshot_path(ckpt_dir: &Path, step: u64) -> PathBuf {
     ckpt_dir.join(SNAPSHOT_DIR).join(format!("step_{step:06}.safetensors"))
 }
 
+/// The step of a snapshot file name `snapshot_path` wrote (`step_001000.safetensors` -> 1000).
+pub fn snapshot_step(file_name: &str) -> Option<u64> {
+    file_name.strip_prefix("step_")?.strip_suffix(".safetensors")?.parse().ok()
+}
+
 /// What a finished run reports.
 #[derive(Debug)]
 pub struct TrainSummary {
