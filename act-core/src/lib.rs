@@ -16,6 +16,7 @@ pub mod async_policy;
 pub mod blend;
 pub mod checkpoint;
 pub mod config;
+pub mod dispatch;
 pub mod ensemble;
 pub mod error;
 #[cfg(feature = "std")]
@@ -35,6 +36,7 @@ pub mod realtime;
 #[cfg(feature = "std")]
 pub use async_policy::{AsyncOptions, AsyncPolicy, ChunkSource};
 pub use blend::{Alignment, AsyncStats, Blend, ChunkBlender, Served};
+pub use dispatch::{Accuracy, KernelChoice};
 pub use config::{Activation, Camera, Config, NormMapping, NormMode, ProcessorSettings};
 pub use normalize::{FeatureNorm, Normalization};
 pub use ensemble::TemporalEnsembler;

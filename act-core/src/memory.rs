@@ -5,7 +5,7 @@
 //! error (`try_reserve`, no_std included).
 use crate::config::Config;
 use crate::error::{Bytes, Error, Result};
-use crate::kernels::pack::{packed_b_len, packed_b_len_bf16, WeightStorage};
+use crate::kernels::pack::{int8_blocks, packed_b_len, packed_b_len_bf16, packed_b_len_int8, WeightStorage};
 use crate::model::backbone::{padded_len, ACT_PAD, FEATURE_CHANNELS, IMAGE_PAD};
 use alloc::format;
 use alloc::string::String;
@@ -61,6 +61,8 @@ fn packed(k: usize, n: usize, nr: usize, storage: WeightStorage) -> u64 {
         WeightStorage::F32 => (packed_b_len(k, n, nr), 4),
         WeightStorage::F16 | WeightStorage::F16Compute => (packed_b_len(k, n, nr), 2),
         WeightStorage::Bf16 => (packed_b_len_bf16(k, n, nr), 2),
+        // Bytes, plus per column a scale and one correction per k block.
+        WeightStorage::Int8 => (packed_b_len_int8(k, n, nr) + n.div_ceil(nr) * nr * 4 * (1 + int8_blocks(k)), 1),
     };
     sum([mul(&[len as u64, elt]), mul(&[n as u64, F32])])
 }
@@ -84,7 +86,10 @@ impl Plan {
         let mut part = |what: &'static str, bytes: u64, cause: String| parts.push(Part { what, bytes, cause });
 
         let (dm, f) = (cfg.dim_model, cfg.dim_feedforward);
-        let conv = sum(RESNET18_GEMMS.iter().map(|&(k, n, c)| mul(&[c as u64, packed(k, n, s.nr, s.storage)])));
+        // The int8 path keeps conv1 (the first entry), the state projection and the action head in
+        // f32 (`Packing::int8_sensitive`).
+        let sensitive = if s.storage == WeightStorage::Int8 { WeightStorage::F32 } else { s.storage };
+        let conv = sum(RESNET18_GEMMS.iter().enumerate().map(|(i, &(k, n, c))| mul(&[c as u64, packed(k, n, s.nr, if i == 0 { sensitive } else { s.storage })])));
         let encoder_layer = sum([mul(&[4, packed(dm, dm, s.nr, s.storage)]), packed(dm, f, s.nr, s.storage), packed(f, dm, s.nr, s.storage)]);
         let decoder_layer = sum([mul(&[8, packed(dm, dm, s.nr, s.storage)]), packed(dm, f, s.nr, s.storage), packed(f, dm, s.nr, s.storage)]);
         let norms = mul(&[(2 * cfg.n_encoder_layers + 3 * cfg.n_decoder_layers + 1) as u64, 2, d, F32]);
@@ -93,9 +98,9 @@ impl Plan {
             mul(&[cfg.n_encoder_layers as u64, encoder_layer]),
             mul(&[cfg.n_decoder_layers as u64, decoder_layer]),
             packed(FEATURE_CHANNELS, dm, s.nr, s.storage),
-            packed(cfg.state_dim, dm, s.nr, s.storage),
+            packed(cfg.state_dim, dm, s.nr, sensitive),
             if cfg.env_state_dim > 0 { packed(cfg.env_state_dim, dm, s.nr, s.storage) } else { 0 },
-            packed(dm, cfg.action_dim, s.nr, s.storage),
+            packed(dm, cfg.action_dim, s.nr, sensitive),
             norms,
             mul(&[d, F32]),
         ]);

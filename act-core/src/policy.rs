@@ -3,6 +3,7 @@
 use crate::checkpoint::TensorStore;
 use crate::config::Config;
 use crate::ensemble::TemporalEnsembler;
+use crate::dispatch::{choose, Accuracy, KernelChoice};
 use crate::error::{config_err, Error, Result};
 use crate::kernels::exec::Executor;
 use crate::kernels::pack::{zero_border, Packing, WeightStorage};
@@ -43,6 +44,11 @@ pub struct Options {
     /// the partial sums within a k block must stay within f16's range, 65504, or the actions
     /// become non-finite).
     pub weights: WeightStorage,
+    /// The lowest precision accepted for the weight GEMMs and convolutions (default f32). With
+    /// `Bf16` or `Int8` the policy measures, at load, the paths this CPU has within it and runs
+    /// the fastest (a lower precision only where it is at least 10 % faster); see
+    /// [`Policy::kernels`]. Exclusive with a `weights` other than f32.
+    pub accept: Accuracy,
     /// Threads for one step (0 or 1: the calling thread only). With `std`, `threads - 1`
     /// workers are started at load and kept until the policy is dropped.
     pub threads: usize,
@@ -98,6 +104,7 @@ pub struct Policy {
     config: Config,
     norm: Normalization,
     isa: Isa,
+    kernels: KernelChoice,
     weights: Weights,
     ws: Workspace,
     stepper: Stepper,
@@ -161,6 +168,19 @@ impl Policy {
             Ensembling::Disabled => None,
             Ensembling::Coefficient(c) => Some(crate::ensemble::check_coefficient(c, config.chunk_size)?),
         };
+        let kernels = match (options.accept, options.weights) {
+            (Accuracy::F32, storage) => KernelChoice { isa, storage, note: format!("{storage:?} weights, as given in Options::weights") },
+            (accept, WeightStorage::F32) => {
+                let dim = config.dim_model;
+                let tokens = config.n_tokens().clamp(32, 300);
+                // A 3x3 convolution of ResNet-18's layer2 and the first feed-forward layer.
+                choose(isa, accept, &[(240, 9 * 128, 128), (tokens, dim, config.dim_feedforward.min(1024))])
+            }
+            (accept, storage) => {
+                return Err(config_err("accept", format!("{accept:?} with weights {storage:?}: give either a storage to force or the accuracy to accept")));
+            }
+        };
+        let options = &Options { weights: kernels.storage, ..*options };
         // Everything this policy will hold, before any of it is allocated.
         let plan = Plan::new(&config, Sizing { threads, nr: isa.nr(), storage: options.weights, ensembling: coeff.is_some() });
         plan.check(options.memory_budget.unwrap_or(DEFAULT_MEMORY_BUDGET))?;
@@ -181,6 +201,12 @@ impl Policy {
                 format!("the fp16 compute path needs Arm FP16 arithmetic (FMLA .8H); the {isa:?} kernels on this CPU lack it"),
             ));
         }
+        if options.weights == WeightStorage::Int8 && !isa.supports_int8() {
+            return Err(config_err(
+                "weights",
+                format!("the int8 compute path needs AVX-512 VNNI (vpdpbusd, with AVX-512BW); the {isa:?} kernels on this CPU lack it"),
+            ));
+        }
         let weights = load_weights(&store, &config, Packing { isa, storage: options.weights })?;
         let ws = Workspace::new(&config, isa, &weights, threads, options.realtime_priority)?;
         let stepper = match coeff {
@@ -192,7 +218,7 @@ impl Policy {
             Stepper::Chunk { chunk, .. } => chunk.len() * 4,
         };
         let memory_bytes = (weights.bytes() + ws.bytes() + stepper_bytes) as u64;
-        Ok(Policy { config, norm, isa, weights, ws, stepper, memory_bytes })
+        Ok(Policy { config, norm, isa, kernels, weights, ws, stepper, memory_bytes })
     }
 
     /// A single-file checkpoint (config in the safetensors metadata, docs/CHECKPOINT.md).
@@ -212,6 +238,12 @@ impl Policy {
 
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// The kernels chosen at load: instruction set, weight storage (compute path) and a line on
+    /// why (with `Options::accept`, the speeds measured on this CPU).
+    pub fn kernels(&self) -> &KernelChoice {
+        &self.kernels
     }
 
     /// Bytes of prepacked GEMM and convolution weights.

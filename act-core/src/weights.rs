@@ -37,7 +37,7 @@ pub(crate) fn load_weights(store: &TensorStore<'_>, cfg: &Config, isa: Packing) 
     let proj = store.model("encoder_img_feat_input_proj.weight", &[dim, FEATURE_CHANNELS, 1, 1])?;
     let proj_b = store.model("encoder_img_feat_input_proj.bias", &[dim])?;
     let img_proj = Linear::from_parts(&proj, proj_b, FEATURE_CHANNELS, dim, isa);
-    let state_proj = Linear::load(store, "encoder_robot_state_input_proj", cfg.state_dim, dim, isa)?;
+    let state_proj = Linear::load(store, "encoder_robot_state_input_proj", cfg.state_dim, dim, isa.int8_sensitive())?;
     let env_proj = match cfg.env_state_dim {
         0 => None,
         d => Some(Linear::load(store, "encoder_env_state_input_proj", d, dim, isa)?),
@@ -52,7 +52,7 @@ pub(crate) fn load_weights(store: &TensorStore<'_>, cfg: &Config, isa: Packing) 
         .map(|i| DecoderLayer::load(store, &format!("decoder.layers.{i}"), dim, ff, heads, isa))
         .collect::<Result<Vec<_>>>()?;
     let decoder_norm = LayerNorm::load(store, "decoder.norm", dim)?;
-    let action_head = Linear::load(store, "action_head", dim, cfg.action_dim, isa)?;
+    let action_head = Linear::load(store, "action_head", dim, cfg.action_dim, isa.int8_sensitive())?;
 
     let mut encoder_pos = store.model("encoder_1d_feature_pos_embed.weight", &[cfg.n_1d_tokens(), dim])?;
     for cam in &cfg.cameras {

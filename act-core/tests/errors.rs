@@ -197,3 +197,42 @@ fn an_instruction_set_this_cpu_lacks_is_a_config_error() {
         }
     }
 }
+
+/// Without VNNI (Avx2, or AVX-512 without VNNI, NEON) the int8 compute path is a config error
+/// naming it; the portable scalar int8 kernel (the reference) loads everywhere.
+#[test]
+fn int8_compute_without_an_int8_kernel_is_a_config_error() {
+    check_compute_path_refusal(act_core::WeightStorage::Int8, act_core::Isa::supports_int8, &["AVX-512 VNNI"]);
+}
+
+/// `accept` picks among the paths at least that precise, never a forced storage besides; the
+/// choice is reported with the speeds it was made on.
+#[test]
+fn accepted_accuracy_bounds_the_chosen_path() {
+    use act_core::{Accuracy, WeightStorage};
+    let t = Tiny::new();
+    let bytes = serialize(&t.values(1), Some(&t.config_json()), Dtype::F32);
+    let both = Options { weights: WeightStorage::F16, accept: Accuracy::Bf16, ..Options::default() };
+    match Policy::from_bytes(&bytes, &both) {
+        Err(Error::Config { field, reason }) => assert!(field == "accept" && reason.contains("either"), "{field}: {reason}"),
+        other => panic!("accept with a forced storage: expected a Config error, got {other:?}"),
+    }
+    for isa in act_core::Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+        for (accept, allowed) in [
+            (Accuracy::F32, &[WeightStorage::F32][..]),
+            (Accuracy::Bf16, &[WeightStorage::F32, WeightStorage::Bf16][..]),
+            (Accuracy::Int8, &[WeightStorage::F32, WeightStorage::Bf16, WeightStorage::Int8][..]),
+        ] {
+            let p = Policy::from_bytes(&bytes, &Options { accept, isa: Some(isa), ..Options::default() }).unwrap();
+            let k = p.kernels();
+            assert!(allowed.contains(&k.storage), "{isa:?} {accept:?} chose {:?}", k.storage);
+            assert_eq!(k.isa, isa);
+            // Only paths this ISA has are candidates (the scalar int8 kernel is a reference only).
+            assert!(k.storage != WeightStorage::Bf16 || isa.supports_bf16());
+            assert!(k.storage != WeightStorage::Int8 || (isa.supports_int8() && isa != act_core::Isa::Scalar), "{isa:?}: {}", k.note);
+            if accept != Accuracy::F32 {
+                assert!(k.note.contains("f32 1.00x"), "the note names the measured speeds: {}", k.note);
+            }
+        }
+    }
+}

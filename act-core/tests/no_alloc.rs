@@ -36,8 +36,13 @@ fn predict_step_and_reset_allocate_nothing() {
         // The bf16 path converts activations into a stack block, never the heap.
         cases.push((Ensembling::Coefficient(0.01), 2, act_core::WeightStorage::Bf16));
     }
+    // The int8 path quantises activations into a stack block (the scalar kernel where the CPU has
+    // no VNNI: the same tile source, so the same buffers).
+    let int8_isa = if act_core::Isa::detect().supports_int8() { act_core::Isa::detect() } else { act_core::Isa::Scalar };
+    cases.push((Ensembling::Coefficient(0.01), 2, act_core::WeightStorage::Int8));
     for (ensembling, threads, weights) in cases {
-        let mut p = Policy::from_bytes(&bytes, &Options { ensembling, threads, weights, ..Default::default() }).unwrap();
+        let isa = (weights == act_core::WeightStorage::Int8).then_some(int8_isa);
+        let mut p = Policy::from_bytes(&bytes, &Options { ensembling, threads, weights, isa, ..Default::default() }).unwrap();
         let before = ALLOCATIONS.load(Ordering::SeqCst);
         for _ in 0..3 {
             p.predict(&qpos, &views, &mut chunk).unwrap();

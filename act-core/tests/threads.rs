@@ -81,14 +81,15 @@ fn threaded_gemm_equals_serial() {
         let b = rng.vec(k * n);
         let bias = rng.vec(n);
         let res = rng.vec(m * n);
-        // Every weight storage each ISA runs, so the bf16 and fp16 tile sources are split too.
+        // Every weight storage each ISA runs, so the bf16, fp16 and int8 tile sources are split too.
         let storages = |isa: act_core::Isa| {
             use act_core::WeightStorage::*;
-            [F32, F16, Bf16, F16Compute].into_iter().filter(move |&s| match s {
+            [F32, F16, Bf16, F16Compute, Int8].into_iter().filter(move |&s| match s {
                 F32 => true,
                 F16 => isa.supports_f16(),
                 Bf16 => isa.supports_bf16(),
                 F16Compute => isa.supports_f16_compute(),
+                Int8 => isa.supports_int8(),
             })
         };
         for (isa, storage) in isas().into_iter().flat_map(|i| storages(i).map(move |s| (i, s))) {

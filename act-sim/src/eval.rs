@@ -49,13 +49,25 @@ pub struct ActCoreBackend {
 
 impl ActCoreBackend {
     pub fn open(ckpt: &Path, querying: Querying) -> Result<Self> {
+        Self::open_with(ckpt, querying, Options::default())
+    }
+
+    /// As `open`, on top of `base` (the compute path: `weights`, `accept`, `isa`).
+    pub fn open_with(ckpt: &Path, querying: Querying, base: Options) -> Result<Self> {
         let options = match querying {
-            Querying::Ensemble(m) => Options { ensembling: Ensembling::Coefficient(m), ..Default::default() },
-            Querying::Every(k) => Options { ensembling: Ensembling::Disabled, n_action_steps: Some(k), ..Default::default() },
+            Querying::Ensemble(m) => Options { ensembling: Ensembling::Coefficient(m), ..base },
+            Querying::Every(k) => Options { ensembling: Ensembling::Disabled, n_action_steps: Some(k), ..base },
         };
         let policy = Policy::open(ckpt, &options).with_context(|| format!("loading {}", ckpt.display()))?;
         check_dims(policy.config().state_dim, policy.config().action_dim)?;
         Ok(Self { policy, querying, t: 0 })
+    }
+}
+
+impl ActCoreBackend {
+    /// The kernels act-core chose at load (instruction set, compute path, why).
+    pub fn kernels(&self) -> &act_core::KernelChoice {
+        self.policy.kernels()
     }
 }
 

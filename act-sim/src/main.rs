@@ -126,6 +126,11 @@ enum Cmd {
         /// chunk execution every --query-every steps, or --temporal-agg).
         #[arg(long, conflicts_with_all = ["temporal_agg", "query_every"])]
         latest_chunk: bool,
+        /// act-core's compute path: f32; bf16 or int8 (forced: an error where this CPU lacks the
+        /// kernel); fastest-bf16 / fastest-int8 (the fastest path measured on this CPU among those
+        /// at least that precise). act-core backend only.
+        #[arg(long, value_parser = ["f32", "bf16", "int8", "fastest-bf16", "fastest-int8"], default_value = "f32")]
+        precision: String,
     },
     /// Success over training time: evaluate every snapshot `act-train train --snapshot-every N`
     /// wrote (CKPT_DIR/snapshots/step_<N>.safetensors) over the same rollouts through act-core, write
@@ -246,6 +251,7 @@ fn run(cli: Cli) -> Result<()> {
             latency_steps,
             alignment,
             latest_chunk,
+            precision,
         } => {
             let task = Task::from_name(&task)?;
             let querying = querying(&ckpt, temporal_agg, ensemble_coeff, query_every)?;
@@ -273,8 +279,15 @@ fn run(cli: Cli) -> Result<()> {
                     println!("simulated latency: {latency} steps, {blending:?}, {alignment:?}");
                     Box::new(LatencyBackend::open(&ckpt, blending, alignment, latency)?)
                 }
-                _ => Box::new(ActCoreBackend::open(&ckpt, querying)?),
+                _ => {
+                    let be = ActCoreBackend::open_with(&ckpt, querying, compute_options(&precision))?;
+                    println!("act-core kernels: {:?}, {:?} compute ({})", be.kernels().isa, be.kernels().storage, be.kernels().note);
+                    Box::new(be)
+                }
             };
+            if precision != "f32" && (backend != "act-core" || simulated) {
+                bail!("--precision {precision} applies to act-core's synchronous evaluation; drop it or --backend / --latency-steps");
+            }
             let ec = EvalConfig { task, num_rollouts, seed, video_dir: video_dir.clone(), num_videos, video: video.spec()?, max_steps };
             let pb = ProgressBar::new(num_rollouts as u64);
             pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts [{elapsed_precise}<{eta_precise}] {msg}").unwrap());
@@ -309,6 +322,19 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// How the policy is queried: ensembling coefficient from the flag, the checkpoint, or ACT's 0.01.
+/// `--precision` as act-core options.
+fn compute_options(precision: &str) -> act_core::Options {
+    use act_core::{Accuracy, WeightStorage};
+    let (weights, accept) = match precision {
+        "bf16" => (WeightStorage::Bf16, Accuracy::F32),
+        "int8" => (WeightStorage::Int8, Accuracy::F32),
+        "fastest-bf16" => (WeightStorage::F32, Accuracy::Bf16),
+        "fastest-int8" => (WeightStorage::F32, Accuracy::Int8),
+        _ => (WeightStorage::F32, Accuracy::F32),
+    };
+    act_core::Options { weights, accept, ..Default::default() }
+}
+
 fn querying(ckpt: &Path, temporal_agg: bool, coeff: Option<f32>, every: Option<usize>) -> Result<Querying> {
     let probe = act_core::Policy::open(ckpt, &act_core::Options::default()).with_context(|| format!("loading {}", ckpt.display()))?;
     let cfg = probe.config();

@@ -110,6 +110,10 @@ fn cfg_tokens(cfg: &ActConfig) -> usize {
     }).sum::<usize>()
 }
 
+/// int8 rounds weights per output channel and activations per row and k block to 8 bits (127
+/// levels against bf16's 8-bit mantissa), through every layer of the model.
+const INT8_BOUND: f64 = 5e-2;
+
 fn check(cases: Vec<Case>) {
     let mut report = String::from("\n| case | dtype | rel err vs libtorch f32 | vs libtorch same weights | worst intermediate |\n|---|---|---|---|---|\n");
     let mut failures = Vec::new();
@@ -118,9 +122,14 @@ fn check(cases: Vec<Case>) {
             report.push_str(&format!("| {} | bf16 compute | not run: no AVX-512 BF16 on this CPU | | |\n", case.name));
             continue;
         }
+        if case.storage == WeightStorage::Int8 && !act_core::Isa::detect().supports_int8() {
+            report.push_str(&format!("| {} | int8 compute | not run: no AVX-512 VNNI on this CPU | | |\n", case.name));
+            continue;
+        }
         let (act, inter, rounded) = run_case(case, 100 + i as i64);
         let bound = match (case.dtype, case.storage) {
             (_, WeightStorage::Bf16 | WeightStorage::F16Compute) => 3e-2,
+            (_, WeightStorage::Int8) => INT8_BOUND,
             (WeightDtype::F32, WeightStorage::F32) => 1e-5,
             _ => 1e-2,
         };
@@ -131,12 +140,14 @@ fn check(cases: Vec<Case>) {
             WeightStorage::F32 => 1e-5,
             WeightStorage::F16 => 1e-2,
             WeightStorage::Bf16 | WeightStorage::F16Compute => 3e-2,
+            WeightStorage::Int8 => INT8_BOUND,
         };
         let dtype = match case.storage {
             WeightStorage::F32 => format!("{:?}", case.dtype),
             WeightStorage::F16 => format!("{:?}, f16 storage", case.dtype),
             WeightStorage::Bf16 => format!("{:?}, bf16 compute", case.dtype),
             WeightStorage::F16Compute => format!("{:?}, fp16 compute", case.dtype),
+            WeightStorage::Int8 => format!("{:?}, int8 compute", case.dtype),
         };
         report.push_str(&format!("| {} | {dtype} | {act:.2e} | {rounded:.2e} | {inter:.2e} |\n", case.name));
         if act > bound {
@@ -173,6 +184,7 @@ fn tiny_agrees_in_every_dtype_form_and_naming() {
     ];
     cases.push(Case { storage: WeightStorage::F16, ..case("tiny", ActConfig::tiny(), WeightDtype::F16) });
     cases.push(Case { storage: WeightStorage::Bf16, ..case("tiny", ActConfig::tiny(), WeightDtype::F32) });
+    cases.push(Case { storage: WeightStorage::Int8, ..case("tiny", ActConfig::tiny(), WeightDtype::F32) });
     cases.push(Case { form: CheckpointForm::Dir, ..case("tiny dir form", ActConfig::tiny(), WeightDtype::F32) });
     cases.push(Case { form: CheckpointForm::Dir, processor_files: true, ..case("tiny dir form, processor stats", ActConfig::tiny(), WeightDtype::F32) });
     cases.push(Case {
@@ -189,7 +201,8 @@ fn small_agrees() {
         case("small", s.clone(), WeightDtype::F32),
         case("small", s.clone(), WeightDtype::F16),
         case("small", s.clone(), WeightDtype::BF16),
-        Case { storage: WeightStorage::Bf16, ..case("small", s, WeightDtype::F32) },
+        Case { storage: WeightStorage::Bf16, ..case("small", s.clone(), WeightDtype::F32) },
+        Case { storage: WeightStorage::Int8, ..case("small", s, WeightDtype::F32) },
     ]);
 }
 
@@ -205,7 +218,8 @@ fn default_size_agrees() {
         case("default", d.clone(), WeightDtype::F16),
         Case { storage: WeightStorage::F16, ..case("default", d.clone(), WeightDtype::F16) },
         case("default", d.clone(), WeightDtype::BF16),
-        Case { storage: WeightStorage::Bf16, ..case("default", d, WeightDtype::F32) },
+        Case { storage: WeightStorage::Bf16, ..case("default", d.clone(), WeightDtype::F32) },
+        Case { storage: WeightStorage::Int8, ..case("default", d, WeightDtype::F32) },
     ]);
 }
 

@@ -4,14 +4,15 @@
 //! Work is split over the executor's parts by row blocks, or by column panels when rows are few
 //! or B is wide (see `split`). Allocation-free.
 use super::exec::{run_dynamic, Executor};
-use super::kernel::{Bf16Kernel, F16Kernel, Kernel, Segment};
-use super::pack::{packed_b_len_bf16, ASource, BData, PackedBRef, RowMap};
+use super::kernel::{Bf16Kernel, F16Kernel, Int8Kernel, Kernel, Segment};
+use super::pack::{int8_blocks, packed_b_len_bf16, packed_b_len_int8, ASource, BData, PackedBRef, RowMap, K_BLOCK};
 use super::Isa;
 use core::ops::Range;
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
-/// Depth of one k block: a KC x NR panel slice stays in L1.
-const KC: usize = 256;
+/// Depth of one k block: a KC x NR panel slice stays in L1 (shared with the int8 packing, whose
+/// corrections are per k block).
+const KC: usize = K_BLOCK;
 /// Rows of one block (a multiple of every kernel's MR): its A rows stay in L2 across panels.
 const MC: usize = 96;
 /// Largest MR x NR tile of any kernel (AVX-512's 6 x 32; NEON's is 8 x 8).
@@ -52,6 +53,12 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
             assert!(isa.supports_bf16(), "gemm: bf16 weights need a bf16 kernel (AVX-512 BF16 or Arm BF16); {isa:?} on this CPU has none");
             assert_eq!(d.len(), packed_b_len_bf16(b.k, b.n, b.nr), "gemm: packed B has the wrong length");
         }
+        BData::Int8 { q, scale, corr } => {
+            assert!(isa.supports_int8(), "gemm: int8 weights need an int8 kernel (AVX-512 VNNI); {isa:?} on this CPU has none");
+            let n_pad = b.n.div_ceil(b.nr) * b.nr;
+            assert_eq!(q.len(), packed_b_len_int8(b.k, b.n, b.nr), "gemm: packed B has the wrong length");
+            assert!(scale.len() == n_pad && corr.len() == int8_blocks(b.k) * n_pad, "gemm: int8 scales have the wrong length");
+        }
         _ => assert_eq!(b.data.len(), b.n.div_ceil(b.nr) * b.nr * b.k, "gemm: packed B has the wrong length"),
     }
     if matches!(b.data, BData::F16(_)) {
@@ -83,6 +90,16 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => split(a, b, out, c_map, epi, exec, || Bf16Rows::<super::neon::Neon>::new(d, b.k)),
             _ => unreachable!("bf16 weights admitted for {isa:?}, which has no bf16 kernel"),
+        };
+    }
+    if let BData::Int8 { q, scale, corr } = b.data {
+        let w = Int8B { q, scale, corr, k: b.k, n_pad: b.n.div_ceil(b.nr) * b.nr };
+        // Admitted above only where `isa` has an int8 kernel.
+        return match isa {
+            Isa::Scalar => split(a, b, out, c_map, epi, exec, || Int8Rows::<super::scalar::Scalar>::new(w)),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => split(a, b, out, c_map, epi, exec, || Int8Rows::<super::avx512_vnni::Avx512Vnni>::new(w)),
+            _ => unreachable!("int8 weights admitted for {isa:?}, which has no int8 kernel"),
         };
     }
     if let BData::F16Compute(d) = b.data {
@@ -175,6 +192,7 @@ impl<K: Kernel> TileSource for InPlaceRows<'_, K> {
                 BData::F16(d) => K::run_f16(segs, rows, d[b0..b1].as_ptr(), tile.as_mut_ptr()),
                 BData::Bf16(_) => unreachable!("bf16 weights go to Bf16Rows"),
                 BData::F16Compute(_) => unreachable!("fp16 compute goes to F16Rows"),
+                BData::Int8 { .. } => unreachable!("int8 goes to Int8Rows"),
             }
         }
     }
@@ -307,6 +325,92 @@ impl<K: F16Kernel> TileSource for F16Rows<'_, K> {
         // SAFETY: `ab` holds MR rows of lda = kc halves, `bs` kc * NR halves, `tile` MAX_TILE >=
         // MR * NR floats; the CPU has K's fp16 arithmetic (checked by `gemm_raw`).
         unsafe { K::run_fp16(kc, ab.as_ptr(), lda, bs.as_ptr(), tile.as_mut_ptr()) };
+    }
+}
+
+/// Int8 weights, borrowed (see `pack::Int8Weights`).
+#[derive(Clone, Copy)]
+struct Int8B<'b> {
+    q: &'b [i8],
+    scale: &'b [f32],
+    corr: &'b [i32],
+    k: usize,
+    n_pad: usize,
+}
+
+/// The int8 compute path on an `Int8Kernel`: each A row of one MC x KC block is rounded to int8
+/// once with its own scale (max |a| / 127 over the row's joined segments in this k block; a finer
+/// grain than per row, so one large value costs precision in one block only) and reused across all
+/// panels. The quad padding of a short last block meets B's zero rows.
+struct Int8Rows<'b, K> {
+    w: Int8B<'b>,
+    /// Prepared rows, `lda` bytes apart (value + 128).
+    a8: [u8; MC * KC],
+    a_scale: [f32; MC],
+    lda: usize,
+    kernel: core::marker::PhantomData<K>,
+}
+
+const _: () = assert!(KC.is_multiple_of(4), "int8 k blocks must start on a quad");
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(
+    MC.is_multiple_of(<super::avx512_vnni::Avx512Vnni as Int8Kernel>::MR)
+        && <super::avx512_vnni::Avx512Vnni as Int8Kernel>::NR == <super::avx512::Avx512 as Kernel>::NR
+        && <super::scalar::Scalar as Int8Kernel>::NR == <super::scalar::Scalar as Kernel>::NR,
+    "the int8 tile must use the panel width weights are packed with (Isa::nr)"
+);
+
+impl<'b, K: Int8Kernel> Int8Rows<'b, K> {
+    fn new(w: Int8B<'b>) -> Self {
+        Int8Rows { w, a8: [0; MC * KC], a_scale: [0.0; MC], lda: 0, kernel: core::marker::PhantomData }
+    }
+}
+
+impl<K: Int8Kernel> TileSource for Int8Rows<'_, K> {
+    const MR: usize = K::MR;
+    const NR: usize = K::NR;
+
+    fn prepare(&mut self, a: &impl ASource, segs: &[Segment], kc: usize, ic: usize, n_rows: usize) {
+        self.lda = 4 * kc.div_ceil(4);
+        let (data, lda) = (a.data(), self.lda);
+        for i in 0..n_rows {
+            let row = &data[a.row_offset((ic + i).min(a.rows() - 1))..];
+            let mut max = 0.0f32;
+            for s in segs {
+                // SAFETY: `gemm_raw` admitted int8 weights only where the CPU has K's instructions.
+                let m = unsafe { K::max_abs(&row[s.a_off..s.a_off + s.len]) };
+                // NaN sticks (f32::max would drop it).
+                max = if m.is_nan() || max.is_nan() { f32::NAN } else { max.max(m) };
+            }
+            // A zero row quantises to zeros; a NaN or infinite value makes the scale non-finite,
+            // so the outputs are non-finite too (the policy reports them) rather than silently finite.
+            let inv = if max > 0.0 && max.is_finite() { 127.0 / max } else { 0.0 };
+            self.a_scale[i] = if max.is_finite() { max / 127.0 } else { f32::NAN };
+            let dst = &mut self.a8[i * lda..(i + 1) * lda];
+            let mut q = 0;
+            for s in segs {
+                // SAFETY: as above.
+                unsafe { K::quantize(&row[s.a_off..s.a_off + s.len], inv, &mut dst[q..q + s.len]) };
+                q += s.len;
+            }
+            dst[q..].fill(128);
+        }
+    }
+
+    #[inline]
+    fn tile(&self, _: &[Segment], blk: usize, jp: usize, pc: usize, kc: usize, tile: &mut [f32; MAX_TILE]) {
+        let (mr, nr, lda, w) = (Self::MR, Self::NR, self.lda, &self.w);
+        let kq = kc.div_ceil(4);
+        let b0 = (jp * w.k.div_ceil(4) + pc / 4) * nr * 4;
+        let bs = &w.q[b0..b0 + kq * nr * 4];
+        let ab = &self.a8[blk * mr * lda..(blk + 1) * mr * lda];
+        let sa = &self.a_scale[blk * mr..(blk + 1) * mr];
+        let sb = &w.scale[jp * nr..(jp + 1) * nr];
+        let corr = &w.corr[(pc / KC) * w.n_pad + jp * nr..][..nr];
+        // SAFETY: `ab` holds MR rows of lda = 4 kq bytes, `bs` kq * 4 NR bytes, the scales and
+        // corrections MR / NR values, `tile` MAX_TILE >= MR * NR floats; the CPU has K's int8
+        // instructions (checked by `gemm_raw`).
+        unsafe { K::run_int8(kq, ab.as_ptr(), lda, bs.as_ptr(), sa.as_ptr(), sb.as_ptr(), corr.as_ptr(), tile.as_mut_ptr()) };
     }
 }
 

@@ -14,6 +14,8 @@ mod scalar;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_vnni;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
@@ -111,6 +113,22 @@ impl Isa {
             Isa::Avx512 => self.is_supported() && std::arch::is_x86_feature_detected!("avx512bf16"),
             #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
             Isa::Avx512 => cfg!(target_feature = "avx512bf16"),
+            _ => false,
+        }
+    }
+
+    /// Whether the int8 compute path ([`WeightStorage::Int8`]) can run: AVX-512 with VNNI
+    /// (`vpdpbusd`), or the portable scalar kernel (the reference; slower than f32, only when
+    /// `Isa::Scalar` is forced).
+    pub fn supports_int8(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            Isa::Avx512 => {
+                self.is_supported() && std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+            Isa::Avx512 => cfg!(all(target_feature = "avx512bw", target_feature = "avx512vnni")),
             _ => false,
         }
     }

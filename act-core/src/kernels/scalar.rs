@@ -1,5 +1,5 @@
 //! Portable microkernel: the reference for the SIMD kernels.
-use super::kernel::{Kernel, Segment};
+use super::kernel::{Int8Kernel, Kernel, Segment};
 
 pub struct Scalar;
 
@@ -8,8 +8,8 @@ impl Kernel for Scalar {
     const NR: usize = 16;
 
     unsafe fn run(segments: &[Segment], rows: *const *const f32, b: *const f32, tile: *mut f32) {
-        const MR: usize = Scalar::MR;
-        const NR: usize = Scalar::NR;
+        const MR: usize = <Scalar as Kernel>::MR;
+        const NR: usize = <Scalar as Kernel>::NR;
         let mut acc = [[0.0f32; NR]; MR];
         let mut bp = b;
         for s in segments {
@@ -33,8 +33,8 @@ impl Kernel for Scalar {
     }
 
     unsafe fn run_f16(segments: &[Segment], rows: *const *const f32, b: *const u16, tile: *mut f32) {
-        const MR: usize = Scalar::MR;
-        const NR: usize = Scalar::NR;
+        const MR: usize = <Scalar as Kernel>::MR;
+        const NR: usize = <Scalar as Kernel>::NR;
         let mut acc = [[0.0f32; NR]; MR];
         let mut bp = b;
         for s in segments {
@@ -58,6 +58,58 @@ impl Kernel for Scalar {
         for (i, acc_row) in acc.iter().enumerate() {
             // SAFETY: tile holds MR*NR floats.
             unsafe { core::ptr::copy_nonoverlapping(acc_row.as_ptr(), tile.add(i * NR), NR) };
+        }
+    }
+}
+
+impl Int8Kernel for Scalar {
+    const MR: usize = 4;
+    const NR: usize = 16;
+
+    unsafe fn run_int8(kq: usize, a: *const u8, lda: usize, b: *const i8, a_scale: *const f32, b_scale: *const f32, corr: *const i32, tile: *mut f32) {
+        const MR: usize = <Scalar as Int8Kernel>::MR;
+        const NR: usize = <Scalar as Int8Kernel>::NR;
+        // SAFETY: the contract of `Int8Kernel::run_int8` (sizes of a, b, the scales and tile).
+        let (bs, a_scale, b_scale, corr) = unsafe {
+            (
+                core::slice::from_raw_parts(b, kq * 4 * NR),
+                core::slice::from_raw_parts(a_scale, MR),
+                core::slice::from_raw_parts(b_scale, NR),
+                core::slice::from_raw_parts(corr, NR),
+            )
+        };
+        for (i, &sa) in a_scale.iter().enumerate() {
+            // SAFETY: as above, row i holds 4 kq bytes.
+            let row = unsafe { core::slice::from_raw_parts(a.add(i * lda), 4 * kq) };
+            let mut acc = [0i32; NR];
+            for q in 0..kq {
+                for (j, s) in acc.iter_mut().enumerate() {
+                    for l in 0..4 {
+                        *s += row[4 * q + l] as i32 * bs[(q * NR + j) * 4 + l] as i32;
+                    }
+                }
+            }
+            for j in 0..NR {
+                // SAFETY: tile holds MR * NR floats.
+                unsafe { *tile.add(i * NR + j) = (acc[j] - corr[j]) as f32 * (sa * b_scale[j]) };
+            }
+        }
+    }
+
+    unsafe fn max_abs(src: &[f32]) -> f32 {
+        let mut max = 0.0f32;
+        for &v in src {
+            if v.is_nan() {
+                return f32::NAN;
+            }
+            max = max.max(f32::from_bits(v.to_bits() & 0x7fff_ffff));
+        }
+        max
+    }
+
+    unsafe fn quantize(src: &[f32], inv: f32, dst: &mut [u8]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = (super::pack::round_ties_even_small(s * inv) as i32 + 128) as u8;
         }
     }
 }

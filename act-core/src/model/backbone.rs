@@ -123,7 +123,7 @@ pub fn padded_len(h: usize, w: usize, c: usize, pad: usize) -> usize {
 
 impl ResNet18 {
     pub fn load(store: &TensorStore<'_>, isa: Packing) -> Result<ResNet18> {
-        let conv1 = ConvBn::load(store, "backbone.conv1", "backbone.bn1", 3, 64, 7, 2, 3, isa)?;
+        let conv1 = ConvBn::load(store, "backbone.conv1", "backbone.bn1", 3, 64, 7, 2, 3, isa.int8_sensitive())?;
         let mut blocks = Vec::with_capacity(8);
         let mut cin = 64;
         for (layer, cout) in [(1, 64), (2, 128), (3, 256), (4, 512)] {

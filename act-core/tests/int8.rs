@@ -1,0 +1,151 @@
+//! The int8 compute path against a reference written out here from its specification
+//! (`pack::Int8Weights`, `gemm`'s int8 rows): weights rounded to int8 per output column
+//! (scale max|w| / 127), activations per row and k block of 256, integer products summed exactly.
+//! Checked on every ISA with an int8 kernel (the portable scalar one everywhere, AVX-512 VNNI where
+//! the CPU has it).
+mod common;
+use act_core::kernels::exec::Serial;
+use act_core::kernels::gemm::{gemm, Epilogue};
+use act_core::kernels::pack::{pad_into, ConvA, ConvGeometry, MatrixA, PackedB, RowMap, WeightStorage};
+use common::{rel_err, Rng};
+
+const BLOCK: usize = 256;
+
+fn int8_isas() -> Vec<act_core::Isa> {
+    let isas: Vec<_> = act_core::Isa::ALL.into_iter().filter(|i| i.is_supported() && i.supports_int8()).collect();
+    assert!(isas.contains(&act_core::Isa::Scalar), "the scalar int8 kernel runs everywhere");
+    let simd = isas.iter().any(|&i| i != act_core::Isa::Scalar);
+    if !simd {
+        assert!(!common::expects("vnni"), "ACT_EXPECT_FEATURES has vnni but no SIMD int8 kernel runs here");
+        eprintln!("note: no SIMD int8 kernel on this CPU (AVX-512 VNNI); only the scalar one is tested");
+    }
+    isas
+}
+
+/// `round(v * 127 / max|v|)` per the spec, and the scale `max / 127`.
+fn quantize(v: &[f32]) -> (Vec<f64>, f64) {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let inv = if max > 0.0 { 127.0 / max } else { 0.0 };
+    (v.iter().map(|&x| (x * inv).round_ties_even() as f64).collect(), (max / 127.0) as f64)
+}
+
+/// C = A B over an explicit m x k A, quantised as the int8 path specifies, in f64.
+fn int8_reference(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let cols: Vec<(Vec<f64>, f64)> = (0..n).map(|j| quantize(&(0..k).map(|p| b[p * n + j]).collect::<Vec<_>>())).collect();
+    let mut c = vec![0.0f64; m * n];
+    for i in 0..m {
+        for p0 in (0..k).step_by(BLOCK) {
+            let p1 = (p0 + BLOCK).min(k);
+            let (qa, sa) = quantize(&a[i * k + p0..i * k + p1]);
+            for (j, (qb, sb)) in cols.iter().enumerate() {
+                let dot: f64 = (p0..p1).map(|p| qa[p - p0] * qb[p]).sum();
+                c[i * n + j] += dot * sa * sb;
+            }
+        }
+    }
+    c.iter().map(|&v| v as f32).collect()
+}
+
+fn exact(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut c = vec![0.0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[i * n + j] = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum::<f64>() as f32;
+        }
+    }
+    c
+}
+
+#[test]
+fn int8_gemm_matches_the_specified_quantisation() {
+    let mut rng = Rng(41);
+    // k not a multiple of 4 (quad padding), k > 256 with a short last block, m > MC (96), n not a
+    // multiple of NR, k = 0, one row (the state projection).
+    for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (13, 300, 33), (97, 257, 65), (200, 513, 40), (7, 0, 5), (1, 14, 64)] {
+        let a = rng.vec(m * k);
+        let b = rng.vec(k * n);
+        let bias = rng.vec(n);
+        let res = rng.vec(m * n);
+        let q = int8_reference(&a, &b, m, k, n);
+        let want: Vec<f32> = (0..m * n).map(|x| (q[x] + bias[x % n] + res[x]).max(0.0)).collect();
+        for isa in int8_isas() {
+            let packed = PackedB::from_fn_stored(k, n, isa.nr(), WeightStorage::Int8, |p, j| b[p * n + j]);
+            let mut c = vec![f32::NAN; m * n];
+            let epi = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
+            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, epi, &Serial);
+            let err = rel_err(&c, &want);
+            assert!(err < 1e-5, "{isa:?} m={m} k={k} n={n}: rel err {err} against the quantised reference");
+            if k >= 64 {
+                let mut c0 = vec![0.0f32; m * n];
+                gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c0, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
+                let e = rel_err(&c0, &exact(&a, &b, m, k, n));
+                assert!(e > 1e-4 && e < 3e-2, "{isa:?} m={m} k={k} n={n}: error {e} against f32 is not int8-sized");
+            }
+        }
+    }
+}
+
+/// The implicit im2col of the padded image, written out: row r = output pixel, (ky, kx, ci).
+fn im2col(x: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let mut a = Vec::with_capacity(oh * ow * g.k());
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    for ci in 0..g.cin {
+                        let (y, xx) = ((oy * g.stride + ky) as isize - g.pad as isize, (ox * g.stride + kx) as isize - g.pad as isize);
+                        let inside = y >= 0 && xx >= 0 && (y as usize) < g.in_h && (xx as usize) < g.in_w;
+                        a.push(if inside { x[(y as usize * g.in_w + xx as usize) * g.cin + ci] } else { 0.0 });
+                    }
+                }
+            }
+        }
+    }
+    a
+}
+
+/// Segments joined before quantising (conv1's 21-value kernel rows, a block boundary mid-row).
+#[test]
+fn int8_convolution_matches_the_specified_quantisation() {
+    let mut rng = Rng(43);
+    for &(h, w, cin, cout, k, stride, pad, in_pad) in &[(17, 23, 3, 8, 7, 2, 3, 3), (9, 8, 40, 20, 3, 1, 1, 1), (10, 11, 24, 70, 3, 2, 1, 1), (6, 6, 40, 33, 1, 2, 0, 1)] {
+        let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride, pad, in_pad };
+        let x = rng.vec(h * w * cin);
+        let mut padded = vec![f32::NAN; g.input_len()];
+        pad_into(&x, h, w, cin, in_pad, &mut padded);
+        let wt = rng.vec(cout * cin * k * k);
+        let weight = |p: usize, co: usize| {
+            let (tap, ci) = (p / cin, p % cin);
+            wt[((co * cin + ci) * k + tap / k) * k + tap % k]
+        };
+        let b: Vec<f32> = (0..g.k() * cout).map(|i| weight(i / cout, i % cout)).collect();
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let want = int8_reference(&im2col(&x, &g), &b, oh * ow, g.k(), cout);
+        for isa in int8_isas() {
+            let packed = PackedB::from_fn_stored(g.k(), cout, isa.nr(), WeightStorage::Int8, weight);
+            let mut out = vec![0.0f32; oh * ow * cout];
+            gemm(isa, &ConvA { input: &padded, geom: g }, packed.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial);
+            let err = rel_err(&out, &want);
+            assert!(err < 1e-5, "{isa:?} conv {h}x{w}x{cin}->{cout} k{k} s{stride}: rel err {err}");
+        }
+    }
+}
+
+/// A NaN or infinite activation must not vanish into a finite int8 result.
+#[test]
+fn int8_non_finite_inputs_give_non_finite_outputs() {
+    let (m, k, n) = (7, 40, 20);
+    let b = Rng(5).vec(k * n);
+    for isa in int8_isas() {
+        let packed = PackedB::from_fn_stored(k, n, isa.nr(), WeightStorage::Int8, |p, j| b[p * n + j]);
+        for bad in [f32::NAN, f32::INFINITY] {
+            let mut a = Rng(6).vec(m * k);
+            a[3 * k + 17] = bad;
+            let mut c = vec![0.0f32; m * n];
+            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
+            assert!(c[3 * n..4 * n].iter().all(|v| !v.is_finite()), "{isa:?}: {bad} in row 3 gave finite outputs");
+            assert!(c[..3 * n].iter().all(|v| v.is_finite()), "{isa:?}: other rows stay finite");
+        }
+    }
+}
