@@ -64,6 +64,47 @@ impl Pair {
         export_and_open(&self._vs, &self.cfg, &self.stats, options)
     }
 
+    /// libtorch on this pair's weights in bf16 (oneDNN runs bf16 convolutions and matmuls on AMX
+    /// or AVX-512 BF16 where the CPU has them): a second model, its variables copied and cast.
+    pub fn libtorch_bf16(&self) -> Result<(Act, VarStore)> {
+        let mut vs = VarStore::new(Device::Cpu);
+        let model = Act::new(&vs.root(), &self.cfg)?;
+        vs.copy(&self._vs)?;
+        vs.bfloat16();
+        Ok((model, vs))
+    }
+
+    /// `libtorch_predict` on a bf16 model from `libtorch_bf16`: inputs cast to bf16, actions back
+    /// to f32.
+    pub fn libtorch_bf16_predict(&self, model: &Act) -> Tensor {
+        let _guard = tch::no_grad_guard();
+        let (qpos, images) = self.libtorch_inputs();
+        let bf = tch::Kind::BFloat16;
+        let images: Vec<Tensor> = images.iter().map(|t| t.to_kind(bf)).collect();
+        let out = model.forward_inference(&qpos.to_kind(bf), &images);
+        self.unnormalize(out.actions.to_kind(tch::Kind::Float))
+    }
+
+    fn libtorch_inputs(&self) -> (Tensor, Vec<Tensor>) {
+        let s = &self.stats;
+        let q: Vec<f32> = self.qpos.iter().enumerate().map(|(i, &v)| (v - s.state_mean[i]) / (s.state_std[i] + s.std_eps)).collect();
+        let qpos = Tensor::from_slice(&q).view([1, -1]);
+        let images = self
+            .cfg
+            .cameras()
+            .iter()
+            .zip(&self.images)
+            .map(|((_, h, w), img)| normalize_image_u8(&Tensor::from_slice(img).view([*h, *w, 3])))
+            .collect();
+        (qpos, images)
+    }
+
+    fn unnormalize(&self, actions: Tensor) -> Tensor {
+        let std = Tensor::from_slice(&self.stats.action_std);
+        let mean = Tensor::from_slice(&self.stats.action_mean);
+        actions * std + mean
+    }
+
     pub fn act_core_predict(&mut self, out: &mut [f32]) {
         let views: Vec<&[u8]> = self.images.iter().map(|v| v.as_slice()).collect();
         self.policy.predict(&self.qpos, &views, out).expect("predict");
@@ -73,20 +114,9 @@ impl Pair {
     /// inference mode, un-normalise the chunk.
     pub fn libtorch_predict(&self) -> Tensor {
         let _guard = tch::no_grad_guard();
-        let s = &self.stats;
-        let q: Vec<f32> = self.qpos.iter().enumerate().map(|(i, &v)| (v - s.state_mean[i]) / (s.state_std[i] + s.std_eps)).collect();
-        let qpos = Tensor::from_slice(&q).view([1, -1]);
-        let images: Vec<Tensor> = self
-            .cfg
-            .cameras()
-            .iter()
-            .zip(&self.images)
-            .map(|((_, h, w), img)| normalize_image_u8(&Tensor::from_slice(img).view([*h, *w, 3])))
-            .collect();
+        let (qpos, images) = self.libtorch_inputs();
         let out = self.model.forward_inference(&qpos, &images);
-        let std = Tensor::from_slice(&s.action_std);
-        let mean = Tensor::from_slice(&s.action_mean);
-        out.actions * std + mean
+        self.unnormalize(out.actions)
     }
 }
 pub mod control;

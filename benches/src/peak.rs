@@ -87,3 +87,42 @@ pub fn fma_work(iters: u64) -> f32 {
     }
     (0..iters).fold(1.0f32, |c, _| c.mul_add(0.999_999, 1e-7))
 }
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn vnni_avx512(iters: u64) -> i32 {
+    use std::arch::x86_64::*;
+    let a = _mm512_set1_epi8(3);
+    let b = _mm512_set1_epi8(-2);
+    let z = _mm512_setzero_si512();
+    let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5, mut c6, mut c7) = (z, z, z, z, z, z, z, z);
+    let (mut c8, mut c9, mut c10, mut c11, mut c12, mut c13, mut c14, mut c15) = (z, z, z, z, z, z, z, z);
+    for _ in 0..iters {
+        fma16!(_mm512_dpbusd_epi32, a, b, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+    }
+    let s = sum16!(_mm512_add_epi32, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+    _mm512_reduce_add_epi32(s)
+}
+
+/// The int8 multiply-add peak of one core through AVX-512 VNNI (`vpdpbusd`: 64 multiply-adds per
+/// instruction), in GOP/s (one multiply-add = 2 ops), measured as the FMA peak is; `None` without
+/// VNNI.
+pub fn vnni_peak_gops() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !(std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vnni")) {
+            return None;
+        }
+        let iters = 20_000_000u64;
+        let mut best = 0.0f64;
+        for _ in 0..5 {
+            let t = Instant::now();
+            // SAFETY: AVX-512BW and VNNI were detected (AVX-512F with them).
+            std::hint::black_box(unsafe { vnni_avx512(iters) });
+            best = best.max((iters * 16 * 64 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9);
+        }
+        Some(best)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}

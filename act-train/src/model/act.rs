@@ -194,7 +194,8 @@ impl Act {
         for img in images {
             let f = self.backbone.forward(img, train); // [B, 512, h, w]
             let (_, _, h, w) = f.size4().unwrap();
-            let pe = sine_pos_embed_2d(h, w, dim, self.device); // [1, dim, h, w]
+            // In the model's dtype (f32 in training; bf16 when the benchmark runs libtorch in bf16).
+            let pe = sine_pos_embed_2d(h, w, dim, self.device).to_kind(f.kind()); // [1, dim, h, w]
             let proj = f.conv2d(
                 &self.encoder_img_feat_input_proj_weight,
                 Some(&self.encoder_img_feat_input_proj_bias),
@@ -211,7 +212,7 @@ impl Act {
         let encoder_pos = Tensor::cat(&pos, 1);
         let memory = self.encoder.forward(&x, Some(&encoder_pos), None, train);
         let query_pos = self.decoder_pos_embed.unsqueeze(0); // [1, chunk, dim]
-        let tgt = Tensor::zeros([b, self.cfg.chunk_size, dim], (Kind::Float, self.device));
+        let tgt = Tensor::zeros([b, self.cfg.chunk_size, dim], (qpos.kind(), self.device));
         let decoder_output = self
             .decoder
             .forward(&tgt, &memory, Some(&query_pos), Some(&encoder_pos), train);
@@ -230,7 +231,7 @@ impl Act {
     /// camera in config order.
     pub fn forward_inference(&self, qpos: &Tensor, images: &[Tensor]) -> ActOutputs {
         let b = qpos.size()[0];
-        let z = Tensor::zeros([b, self.cfg.latent_dim], (Kind::Float, self.device));
+        let z = Tensor::zeros([b, self.cfg.latent_dim], (qpos.kind(), self.device));
         self.forward_core(qpos, None, images, &z, false)
     }
 

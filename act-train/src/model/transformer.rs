@@ -5,7 +5,7 @@
 //! out_proj.bias}`, `linear1.*`, `linear2.*`, `norm1.*`, ...
 
 use tch::nn::{self, Init};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 pub const LN_EPS: f64 = 1e-5;
 
@@ -157,7 +157,7 @@ impl MultiheadAttention {
         if let Some(mask) = key_padding_mask {
             scores = scores.masked_fill(&mask.view([b, 1, 1, lk]), f64::NEG_INFINITY);
         }
-        let attn = scores.softmax(-1, Kind::Float).dropout(self.dropout, train);
+        let attn = scores.softmax(-1, scores.kind()).dropout(self.dropout, train);
         let out = attn.matmul(&v).transpose(1, 2).contiguous().view([b, lq, d]);
         self.out_proj.forward(&out)
     }

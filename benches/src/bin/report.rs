@@ -11,7 +11,8 @@
 //! of it busy) under normal scheduling and with the caller and act-core's workers under
 //! `SCHED_FIFO` at priority P (needs root or CAP_SYS_NICE).
 use act_benches::control::{arg, control_loop, median, percentile};
-use act_benches::{peak::fma_peak_gflops, Pair};
+use act_benches::peak::{fma_peak_gflops, vnni_peak_gops};
+use act_benches::Pair;
 use anyhow::Context;
 use act_core::kernels::exec::Serial;
 use act_core::kernels::gemm::{gemm, Epilogue};
@@ -111,14 +112,30 @@ fn main() -> anyhow::Result<()> {
         let isa = Isa::detect();
         // The bf16 column: the same shapes with bf16 weights and activations (vdpbf16ps), as a
         // multiple of the f32 FMA peak (each bf16 instruction does two multiply-adds per lane).
+        // The int8 column: the int8 compute path (vpdpbusd), against the measured VNNI peak.
         let bf16 = isa.supports_bf16();
-        println!("\n| kernel (1 thread) | f32 GFLOP/s | % of FMA peak | bf16 compute GFLOP/s | bf16 / f32 |\n|---|---|---|---|---|");
-        let storages: Vec<WeightStorage> = if bf16 { vec![WeightStorage::F32, WeightStorage::Bf16] } else { vec![WeightStorage::F32] };
+        let int8 = isa.supports_int8() && isa != Isa::Scalar;
+        let vnni_peak = if int8 { vnni_peak_gops() } else { None };
+        if let Some(v) = vnni_peak {
+            println!("\nVNNI int8 peak {v:.0} GOP/s per core (measured, vpdpbusd chains)");
+        }
+        println!("\n| kernel (1 thread) | f32 GFLOP/s | % of FMA peak | bf16 compute GFLOP/s | bf16 / f32 | int8 compute GOP/s | % of VNNI peak | int8 / f32 |\n|---|---|---|---|---|---|---|---|");
+        let mut storages = vec![WeightStorage::F32];
+        if bf16 {
+            storages.push(WeightStorage::Bf16);
+        }
+        if int8 {
+            storages.push(WeightStorage::Int8);
+        }
         let row = |name: &str, g: &[f64]| {
-            let (f, b) = (g[0], g.get(1).copied());
-            let bcol = b.map_or("n/a (no AVX-512 BF16)".to_string(), |b| format!("{b:.0}"));
-            let ratio = b.map_or("".to_string(), |b| format!("{:.2}", b / f));
-            println!("| {name} | {f:.0} | {:.0} % | {bcol} | {ratio} |", 100.0 * f / peak);
+            let f = g[0];
+            let at = |st: WeightStorage| storages.iter().position(|&s| s == st).map(|i| g[i]);
+            let bcol = at(WeightStorage::Bf16).map_or("n/a (no AVX-512 BF16) | ".to_string(), |b| format!("{b:.0} | {:.2}", b / f));
+            let icol = match (at(WeightStorage::Int8), vnni_peak) {
+                (Some(i), Some(p)) => format!("{i:.0} | {:.0} % | {:.2}", 100.0 * i / p, i / f),
+                _ => "n/a (no AVX-512 VNNI) | | ".to_string(),
+            };
+            println!("| {name} | {f:.0} | {:.0} % | {bcol} | {icol} |", 100.0 * f / peak);
         };
         let gemms = [("encoder FFN1 302x512x3200", 302, 512, 3200), ("encoder FFN2 302x3200x512", 302, 3200, 512), ("q/k/v/out proj 302x512x512", 302, 512, 512)];
         for (name, m, k, n) in gemms {
@@ -163,6 +180,12 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
+    let precision_sizes = arg("--precision-sizes").unwrap_or_else(|| "tiny,small,default".into());
+    let mut dispatch_ok = true;
+    if precision_sizes != "none" {
+        dispatch_ok = precision_table(&precision_sizes, &threads, gap)?;
+    }
+
     let storage_size = arg("--storage-size").unwrap_or_else(|| "default".into());
     if storage_size != "none" {
         println!("\n| weights ({storage_size}, 1 thread; Bf16 = the bf16 compute path) | packed weight memory | act-core median |\n|---|---|---|");
@@ -170,6 +193,9 @@ fn main() -> anyhow::Result<()> {
         let mut storages = vec![WeightStorage::F32, WeightStorage::F16];
         if Isa::detect().supports_bf16() {
             storages.push(WeightStorage::Bf16);
+        }
+        if Isa::detect().supports_int8() {
+            storages.push(WeightStorage::Int8);
         }
         let pair = Pair::new(&storage_size, &Options::default())?;
         let mut policies = Vec::new();
@@ -263,5 +289,96 @@ fn main() -> anyhow::Result<()> {
             println!("\n{n}");
         }
     }
+    if !dispatch_ok {
+        anyhow::bail!("Options::accept chose a path measured slower than f32 (see the precision table)");
+    }
     Ok(())
+}
+
+/// act-core in every compute path this CPU runs, and what `Options::accept = Int8` chose, beside
+/// libtorch f32 and bf16 on the same weights, all interleaved in blocks as the first table. The
+/// agreement column is the relative error of the actions against libtorch f32. Returns false if
+/// the accepted-accuracy choice is slower than f32 by more than the noise (10 %).
+fn precision_table(sizes: &str, threads: &[usize], gap: Duration) -> anyhow::Result<bool> {
+    use act_core::Accuracy;
+    const BLOCK: usize = 4;
+    let isa = Isa::detect();
+    let mut paths = vec![("f32", WeightStorage::F32)];
+    if isa.supports_bf16() {
+        paths.push(("bf16", WeightStorage::Bf16));
+    }
+    if isa.supports_int8() {
+        paths.push(("int8", WeightStorage::Int8));
+    }
+    let names: Vec<&str> = paths.iter().map(|p| p.0).collect();
+    println!("\n| size | threads | act-core {} | accept=Int8 runs | libtorch f32 | libtorch bf16 | best act-core / libtorch bf16 | rel err vs libtorch f32 ({}) |", names.join(" | act-core "), names.join(", "));
+    println!("|---|---|{}---|---|---|---|---|", "---|".repeat(names.len()));
+    let mut ok = true;
+    for size in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let reps = default_reps(size);
+        for &t in threads {
+            tch::set_num_threads(t as i32);
+            let pair = Pair::new(size, &Options { threads: t, ..Default::default() })?;
+            let mut policies = Vec::new();
+            for &(_, storage) in &paths {
+                policies.push(pair.open_policy(&Options { threads: t, weights: storage, ..Default::default() })?);
+            }
+            policies.push(pair.open_policy(&Options { threads: t, accept: Accuracy::Int8, ..Default::default() })?);
+            let chosen = policies.last().unwrap().kernels().clone();
+            let (bf16_model, _vs) = pair.libtorch_bf16()?;
+            let views: Vec<&[u8]> = pair.images.iter().map(|v| v.as_slice()).collect();
+            let mut out = vec![0.0f32; (pair.cfg.chunk_size * pair.cfg.action_dim()) as usize];
+            let reference: Vec<f32> = pair.libtorch_predict().view([-1]).try_into()?;
+            let mut errs = Vec::new();
+            for p in policies.iter_mut().take(paths.len()) {
+                p.predict(&pair.qpos, &views, &mut out)?;
+                errs.push(rel_err(&out, &reference));
+            }
+            let runtimes = policies.len() + 2;
+            let mut times = vec![Vec::new(); runtimes];
+            while times[0].len() < reps {
+                for (r, samples) in times.iter_mut().enumerate() {
+                    std::thread::sleep(gap);
+                    for i in 0..BLOCK {
+                        let s = Instant::now();
+                        match r {
+                            _ if r < policies.len() => policies[r].predict(&pair.qpos, &views, &mut out)?,
+                            _ if r == policies.len() => drop(pair.libtorch_predict()),
+                            _ => drop(pair.libtorch_bf16_predict(&bf16_model)),
+                        }
+                        if i > 0 {
+                            samples.push(s.elapsed().as_secs_f64());
+                        }
+                    }
+                }
+            }
+            let med: Vec<f64> = times.into_iter().map(median).collect();
+            let ours = &med[..paths.len()];
+            let best = ours.iter().cloned().fold(f64::INFINITY, f64::min);
+            let accepted = med[paths.len()];
+            let (lt32, lt16) = (med[paths.len() + 1], med[paths.len() + 2]);
+            let cols: Vec<String> = ours.iter().map(|m| format!("{:.2} ms", m * 1e3)).collect();
+            let slower = accepted > 1.10 * ours[0];
+            ok &= !slower;
+            println!(
+                "| {size} | {t} | {} | {:?}, {:.2} ms{} | {:.2} ms | {:.2} ms | {:.2} | {} |",
+                cols.join(" | "),
+                chosen.storage,
+                accepted * 1e3,
+                if slower { " SLOWER than f32" } else { "" },
+                lt32 * 1e3,
+                lt16 * 1e3,
+                best / lt16,
+                errs.iter().map(|e| format!("{e:.1e}")).collect::<Vec<_>>().join(", ")
+            );
+            eprintln!("  {size}, {t} threads: accept=Int8 chose {:?} ({})", chosen.storage, chosen.note);
+        }
+    }
+    Ok(ok)
+}
+
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
+    (num / den.max(1e-300)).sqrt()
 }
