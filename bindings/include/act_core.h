@@ -216,6 +216,23 @@ typedef enum act_precision {
    * must stay within f16's range (65504), or the actions become non-finite.
    */
   ACT_PRECISION_F16 = 4,
+  /**
+   * int8 compute: weights rounded to int8 per output channel, the inputs of every weight GEMM
+   * and convolution rounded to int8 per row and k block of 256 at run time, products summed
+   * exactly in int32 (`vpdpbusd`); ResNet's first convolution, the state projection and the
+   * action head stay f32. Needs AVX-512 VNNI; elsewhere opening fails with `ACT_ERR_CONFIG`.
+   * Results within a few 1e-2 of f32.
+   */
+  ACT_PRECISION_INT8 = 5,
+  /**
+   * The fastest of f32 and bf16 compute on this CPU, measured when the policy is opened (bf16
+   * only where it is at least 10 % faster); `act_policy_kernels` says which runs and why.
+   */
+  ACT_PRECISION_FASTEST_BF16 = 6,
+  /**
+   * The fastest of f32, bf16 and int8 compute on this CPU, measured when the policy is opened.
+   */
+  ACT_PRECISION_FASTEST_INT8 = 7,
 } act_precision;
 
 /**
@@ -366,6 +383,22 @@ typedef struct act_info {
 } act_info;
 
 /**
+ * Which kernels a policy runs (`act_policy_kernels`).
+ */
+typedef struct act_kernels {
+  /**
+   * The `act_isa` of the kernels (never `ACT_ISA_AUTO`).
+   */
+  uint32_t isa;
+  /**
+   * The `act_precision` of the compute path that runs: `ACT_PRECISION_F32`,
+   * `ACT_PRECISION_F16_WEIGHTS`, `ACT_PRECISION_BF16`, `ACT_PRECISION_F16` or
+   * `ACT_PRECISION_INT8` (never DEFAULT or a FASTEST value).
+   */
+  uint32_t precision;
+} act_kernels;
+
+/**
  * One camera of the policy (`act_policy_camera`).
  */
 typedef struct act_camera {
@@ -478,6 +511,21 @@ enum act_status act_policy_free(struct act_policy *policy);
  * `policy` is NULL or a live handle; `out` is NULL or points to a writable `act_info`.
  */
 enum act_status act_policy_info(const struct act_policy *policy, struct act_info *out);
+
+/**
+ * Writes the kernels the policy runs (instruction set, compute path) into `*out` and, when `note`
+ * is not NULL, why they were chosen (with `ACT_PRECISION_FASTEST_*`, the speeds measured on this
+ * CPU) as a NUL-terminated string of at most `note_len` bytes, cut short if longer. Never
+ * allocates.
+ *
+ * # Safety
+ * `policy` is NULL or a live handle; `out` is NULL or points to a writable `act_kernels`; `note`
+ * is NULL or writable for `note_len` bytes.
+ */
+enum act_status act_policy_kernels(const struct act_policy *policy,
+                                   struct act_kernels *out,
+                                   char *note,
+                                   size_t note_len);
 
 /**
  * Writes camera `index` (0-based, config order = the order of images in step/predict) into

@@ -184,10 +184,10 @@ pub(crate) fn finish_open(result: act::Result<Policy>, alignment: Option<Alignme
     let policy = match alignment {
         None => Runner::Sync(policy),
         Some(alignment) => {
-            let (isa, ensemble_coeff, memory_bytes) = (policy.isa(), policy.ensemble_coefficient(), policy.memory_bytes());
+            let (kernels, ensemble_coeff, memory_bytes) = (policy.kernels().clone(), policy.ensemble_coefficient(), policy.memory_bytes());
             let blend = ensemble_coeff.map_or(Blend::Latest, Blend::Ensemble);
             let policy = AsyncPolicy::new(policy, AsyncOptions { blend, alignment }).map_err(|e| global_fail(status_of(&e), format_args!("{e}")))?;
-            Runner::Async { policy, isa, ensemble_coeff, memory_bytes }
+            Runner::Async { policy, kernels, ensemble_coeff, memory_bytes }
         }
     };
     let handle = Box::new(act_policy { policy, camera_names, error: ErrorBuf::new(), poisoned: false });

@@ -20,7 +20,7 @@ mod runner;
 mod types;
 pub use handle::act_policy;
 use handle::{finish_open, global_fail, guard_global, status_of, with_policy, ErrorBuf, Fail};
-use options::{isa_code, parse_options};
+use options::{isa_code, parse_options, precision_code};
 use runner::Runner;
 pub use types::*;
 use act_status::*;
@@ -166,6 +166,44 @@ pub unsafe extern "C" fn act_policy_info(policy: *const act_policy, out: *mut ac
             };
             // SAFETY: non-NULL, aligned, writable by contract.
             out.write(info);
+            Ok(())
+        })
+    }
+}
+
+/// Writes the kernels the policy runs (instruction set, compute path) into `*out` and, when `note`
+/// is not NULL, why they were chosen (with `ACT_PRECISION_FASTEST_*`, the speeds measured on this
+/// CPU) as a NUL-terminated string of at most `note_len` bytes, cut short if longer. Never
+/// allocates.
+///
+/// # Safety
+/// `policy` is NULL or a live handle; `out` is NULL or points to a writable `act_kernels`; `note`
+/// is NULL or writable for `note_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn act_policy_kernels(policy: *const act_policy, out: *mut act_kernels, note: *mut c_char, note_len: usize) -> act_status {
+    // SAFETY: reading the choice never mutates the policy; with_policy only needs exclusive use,
+    // which the contract (no concurrent use of a handle) gives.
+    unsafe {
+        with_policy(policy.cast_mut(), |p, _, err| {
+            if out.is_null() {
+                fail!(err, ACT_ERR_NULL_POINTER, "out (act_kernels *) is NULL");
+            }
+            if !out.is_aligned() {
+                fail!(err, ACT_ERR_INVALID_ARGUMENT, "out (act_kernels *) is misaligned");
+            }
+            if !note.is_null() && note_len == 0 {
+                fail!(err, ACT_ERR_INVALID_ARGUMENT, "note_len is 0: no room for the terminating NUL");
+            }
+            let k = p.kernels();
+            // SAFETY: non-NULL, aligned, writable by contract.
+            out.write(act_kernels { isa: isa_code(k.isa), precision: precision_code(k.storage) });
+            if !note.is_null() {
+                let n = k.note.len().min(note_len - 1);
+                // SAFETY: `note` is writable for note_len > n bytes by contract; the source is the
+                // note's own n bytes.
+                core::ptr::copy_nonoverlapping(k.note.as_ptr(), note.cast::<u8>(), n);
+                *note.add(n) = 0;
+            }
             Ok(())
         })
     }

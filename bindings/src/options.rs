@@ -50,16 +50,19 @@ pub(crate) fn parse_options(options: *const act_options) -> Result<(Options, Opt
     {
         return Err(global_fail(ACT_ERR_UNSUPPORTED, format_args!("options.isa: {isa:?} is not supported by this CPU")));
     }
-    let weights = match o.precision {
-        0 | 1 => act::WeightStorage::F32,
-        2 => act::WeightStorage::F16,
-        3 => act::WeightStorage::Bf16,
-        4 => act::WeightStorage::F16Compute,
+    let (weights, accept) = match o.precision {
+        0 | 1 => (act::WeightStorage::F32, act::Accuracy::F32),
+        2 => (act::WeightStorage::F16, act::Accuracy::F32),
+        3 => (act::WeightStorage::Bf16, act::Accuracy::F32),
+        4 => (act::WeightStorage::F16Compute, act::Accuracy::F32),
+        5 => (act::WeightStorage::Int8, act::Accuracy::F32),
+        6 => (act::WeightStorage::F32, act::Accuracy::Bf16),
+        7 => (act::WeightStorage::F32, act::Accuracy::Int8),
         v => {
             return Err(global_fail(
                 ACT_ERR_UNSUPPORTED,
                 format_args!(
-                    "options.precision = {v}: ACT_PRECISION_F32, ACT_PRECISION_F16_WEIGHTS, ACT_PRECISION_BF16 and ACT_PRECISION_F16 are implemented"
+                    "options.precision = {v} is not an act_precision value (0..=7)"
                 ),
             ));
         }
@@ -87,7 +90,7 @@ pub(crate) fn parse_options(options: *const act_options) -> Result<(Options, Opt
             _ => *slot = Some((h as usize, w as usize)),
         }
     }
-    Ok((Options { ensembling, isa, threads: o.threads as usize, weights, realtime_priority, memory_budget, camera_sizes, ..Default::default() }, alignment))
+    Ok((Options { ensembling, isa, threads: o.threads as usize, weights, accept, realtime_priority, memory_budget, camera_sizes, ..Default::default() }, alignment))
 }
 
 pub(crate) fn isa_code(isa: Isa) -> u32 {
@@ -99,3 +102,15 @@ pub(crate) fn isa_code(isa: Isa) -> u32 {
     }
 }
 
+
+/// The `act_precision` code of the compute path a policy runs.
+pub(crate) fn precision_code(storage: act::WeightStorage) -> u32 {
+    use crate::types::act_precision;
+    (match storage {
+        act::WeightStorage::F32 => act_precision::ACT_PRECISION_F32,
+        act::WeightStorage::F16 => act_precision::ACT_PRECISION_F16_WEIGHTS,
+        act::WeightStorage::Bf16 => act_precision::ACT_PRECISION_BF16,
+        act::WeightStorage::F16Compute => act_precision::ACT_PRECISION_F16,
+        act::WeightStorage::Int8 => act_precision::ACT_PRECISION_INT8,
+    }) as u32
+}

@@ -1,6 +1,6 @@
 //! What a handle runs: the synchronous policy, or the asynchronous stepper that owns it on an
 //! inference thread (`act_options.asynchronous`). The C calls see one interface.
-use act::{AsyncPolicy, Config, Isa, Policy};
+use act::{AsyncPolicy, Config, Isa, KernelChoice, Policy};
 
 // One per handle, which is boxed anyway: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
@@ -9,7 +9,7 @@ pub(crate) enum Runner {
     Async {
         policy: AsyncPolicy,
         /// Read from the policy before it moved onto the inference thread.
-        isa: Isa,
+        kernels: KernelChoice,
         ensemble_coeff: Option<f32>,
         memory_bytes: u64,
     },
@@ -26,7 +26,14 @@ impl Runner {
     pub(crate) fn isa(&self) -> Isa {
         match self {
             Runner::Sync(p) => p.isa(),
-            Runner::Async { isa, .. } => *isa,
+            Runner::Async { kernels, .. } => kernels.isa,
+        }
+    }
+
+    pub(crate) fn kernels(&self) -> &KernelChoice {
+        match self {
+            Runner::Sync(p) => p.kernels(),
+            Runner::Async { kernels, .. } => kernels,
         }
     }
 

@@ -98,6 +98,29 @@ pub enum act_precision {
     /// `ACT_ERR_CONFIG`. Results within about 1e-2 of f32; activations, products and partial sums
     /// must stay within f16's range (65504), or the actions become non-finite.
     ACT_PRECISION_F16 = 4,
+    /// int8 compute: weights rounded to int8 per output channel, the inputs of every weight GEMM
+    /// and convolution rounded to int8 per row and k block of 256 at run time, products summed
+    /// exactly in int32 (`vpdpbusd`); ResNet's first convolution, the state projection and the
+    /// action head stay f32. Needs AVX-512 VNNI; elsewhere opening fails with `ACT_ERR_CONFIG`.
+    /// Results within a few 1e-2 of f32.
+    ACT_PRECISION_INT8 = 5,
+    /// The fastest of f32 and bf16 compute on this CPU, measured when the policy is opened (bf16
+    /// only where it is at least 10 % faster); `act_policy_kernels` says which runs and why.
+    ACT_PRECISION_FASTEST_BF16 = 6,
+    /// The fastest of f32, bf16 and int8 compute on this CPU, measured when the policy is opened.
+    ACT_PRECISION_FASTEST_INT8 = 7,
+}
+
+/// Which kernels a policy runs (`act_policy_kernels`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct act_kernels {
+    /// The `act_isa` of the kernels (never `ACT_ISA_AUTO`).
+    pub isa: u32,
+    /// The `act_precision` of the compute path that runs: `ACT_PRECISION_F32`,
+    /// `ACT_PRECISION_F16_WEIGHTS`, `ACT_PRECISION_BF16`, `ACT_PRECISION_F16` or
+    /// `ACT_PRECISION_INT8` (never DEFAULT or a FASTEST value).
+    pub precision: u32,
 }
 
 /// Load-time options. A zero-initialised struct (`act_options o = {0};`) means the defaults, the

@@ -182,7 +182,10 @@ fn open_errors_are_statuses_with_messages() {
         (act_options { isa: act_isa::ACT_ISA_NEON as u32, ..d }, ACT_ERR_UNSUPPORTED, "Neon is not supported"),
         #[cfg(target_arch = "aarch64")]
         (act_options { isa: act_isa::ACT_ISA_AVX2 as u32, ..d }, ACT_ERR_UNSUPPORTED, "Avx2 is not supported"),
-        (act_options { precision: 5, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
+        (act_options { precision: 8, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
+        // The scalar int8 kernel is a reference: forced, it opens; the AVX2 kernels have no int8.
+        #[cfg(target_arch = "x86_64")]
+        (act_options { precision: act_precision::ACT_PRECISION_INT8 as u32, isa: 2, ..d }, ACT_ERR_CONFIG, "VNNI"),
         // The scalar kernels have no bf16 path.
         (act_options { precision: act_precision::ACT_PRECISION_BF16 as u32, isa: 1, ..d }, ACT_ERR_CONFIG, "bf16"),
         (act_options { threads: 1000, ..d }, ACT_ERR_INVALID_ARGUMENT, "threads"),
@@ -227,6 +230,42 @@ fn open_errors_are_statuses_with_messages() {
         let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
         assert!(s == ACT_ERR_CONFIG && m.contains("FP16 arithmetic"), "{s:?}: {m}");
     }
+    // int8 compute opens exactly where the CPU has AVX-512 VNNI; act_policy_kernels reports it.
+    let o = act_options { precision: act_precision::ACT_PRECISION_INT8 as u32, ..d };
+    if act::Isa::detect().supports_int8() {
+        let p = open_bytes(&bytes, Some(&o)).unwrap();
+        let (k, note) = kernels(p);
+        assert_eq!((k.isa, k.precision), (info(p).isa, act_precision::ACT_PRECISION_INT8 as u32), "{note}");
+        free(p);
+    } else {
+        let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
+        assert!(s == ACT_ERR_CONFIG && m.contains("VNNI"), "{s:?}: {m}");
+    }
+    // FASTEST_*: a measured choice within the accepted precision, with its reason; the default
+    // reports f32.
+    for (code, allowed) in [
+        (0u32, &[act_precision::ACT_PRECISION_F32][..]),
+        (act_precision::ACT_PRECISION_FASTEST_BF16 as u32, &[act_precision::ACT_PRECISION_F32, act_precision::ACT_PRECISION_BF16][..]),
+        (
+            act_precision::ACT_PRECISION_FASTEST_INT8 as u32,
+            &[act_precision::ACT_PRECISION_F32, act_precision::ACT_PRECISION_BF16, act_precision::ACT_PRECISION_INT8][..],
+        ),
+    ] {
+        let p = open_bytes(&bytes, Some(&act_options { precision: code, ..d })).unwrap();
+        let (k, note) = kernels(p);
+        assert!(allowed.iter().any(|&a| a as u32 == k.precision), "precision {code}: runs {} ({note})", k.precision);
+        if code != 0 {
+            assert!(note.contains("measured") || note.contains("no timer"), "{note}");
+        }
+        // A short buffer gets a cut, terminated note; NULL out or a 0-length buffer is refused.
+        let mut short = [0x55 as core::ffi::c_char; 8];
+        assert_eq!(unsafe { (lib().kernels)(p, &mut act_kernels::default(), short.as_mut_ptr(), short.len()) }, ACT_OK);
+        assert_eq!(short[7], 0);
+        assert_eq!(unsafe { (lib().kernels)(p, std::ptr::null_mut(), std::ptr::null_mut(), 0) }, ACT_ERR_NULL_POINTER);
+        assert_eq!(unsafe { (lib().kernels)(p, &mut act_kernels::default(), short.as_mut_ptr(), 0) }, ACT_ERR_INVALID_ARGUMENT);
+        free(p);
+    }
+    assert_eq!(unsafe { (lib().kernels)(std::ptr::null(), &mut act_kernels::default(), std::ptr::null_mut(), 0) }, ACT_ERR_NULL_POINTER);
     for (code, isa) in [(1u32, act::Isa::Scalar), (2, act::Isa::Avx2), (3, act::Isa::Avx512), (4, act::Isa::Neon)] {
         let o = act_options { isa: code, ..d };
         if isa.is_supported() {

@@ -33,6 +33,7 @@ pub struct Lib {
     pub open_bytes: unsafe extern "C" fn(*const u8, usize, *const act_options, *mut *mut act_policy) -> act_status,
     pub free: unsafe extern "C" fn(*mut act_policy) -> act_status,
     pub info: unsafe extern "C" fn(*const act_policy, *mut act_info) -> act_status,
+    pub kernels: unsafe extern "C" fn(*const act_policy, *mut act_kernels, *mut c_char, usize) -> act_status,
     pub camera: unsafe extern "C" fn(*const act_policy, usize, *mut act_camera) -> act_status,
     pub step: Input,
     pub predict: Input,
@@ -69,6 +70,7 @@ pub fn lib() -> &'static Lib {
             open_bytes: f!("act_policy_open_bytes"),
             free: f!("act_policy_free"),
             info: f!("act_policy_info"),
+            kernels: f!("act_policy_kernels"),
             camera: f!("act_policy_camera"),
             step: f!("act_policy_step"),
             predict: f!("act_policy_predict_chunk"),
@@ -135,6 +137,14 @@ pub fn info(p: *const act_policy) -> act_info {
     let mut i = unsafe { core::mem::zeroed::<act_info>() };
     assert_eq!(unsafe { (lib().info)(p, &mut i) }, ACT_OK, "{}", handle_error(p));
     i
+}
+
+/// `act_policy_kernels` with a note buffer large enough for any note.
+pub fn kernels(p: *const act_policy) -> (act_kernels, String) {
+    let mut k = act_kernels::default();
+    let mut note = [0 as c_char; 512];
+    assert_eq!(unsafe { (lib().kernels)(p, &mut k, note.as_mut_ptr(), note.len()) }, ACT_OK, "{}", handle_error(p));
+    (k, text(note.as_ptr()))
 }
 
 /// Inputs for the two-camera tiny policy.
