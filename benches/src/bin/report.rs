@@ -5,7 +5,7 @@
 //! cargo run --release -p act-benches --bin report -- [--sizes tiny,small,default,aloha4]
 //!     [--threads 1,2] [--reps N] [--storage-size default|none] [--steady-size small]
 //!     [--steady-steps 1000] [--steady-libtorch] [--steady-realtime PRIORITY] [--no-kernels]
-//!     [--gap-ms 50]
+//!     [--gap-ms 50] [--precision-sizes tiny,small,default] [--steady-precisions bf16,int8]
 //!
 //! `--steady-realtime P` adds steadiness rows for a paced control loop (one step per period, 85 %
 //! of it busy) under normal scheduling and with the caller and act-core's workers under
@@ -263,6 +263,17 @@ fn main() -> anyhow::Result<()> {
             let mut action = vec![0.0f32; pair.cfg.action_dim() as usize];
             let ours = control_loop(steps, None, || pair.policy.step(&qpos, &views, &mut action).unwrap());
             rows("act-core", t, &ours);
+            // The lower-precision compute paths asked for with --steady-precisions bf16,int8.
+            for name in arg("--steady-precisions").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let weights = match name {
+                    "bf16" => WeightStorage::Bf16,
+                    "int8" => WeightStorage::Int8,
+                    other => anyhow::bail!("--steady-precisions {other}: bf16 or int8"),
+                };
+                let mut p = pair.open_policy(&Options { weights, ..options })?;
+                let low = control_loop(steps, None, || p.step(&qpos, &views, &mut action).unwrap());
+                rows(&format!("act-core, {name} compute"), t, &low);
+            }
             let m = median(ours.iter().map(|s| s.0).collect());
             rows("pure FMA work, same median and thread pool (this machine's floor)", t, &floor_steps(t, m, steps, None, None)?);
             if std::env::args().any(|a| a == "--steady-libtorch") {
