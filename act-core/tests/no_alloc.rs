@@ -25,23 +25,23 @@ fn predict_step_and_reset_allocate_nothing() {
     let mut chunk = vec![0.0f32; t.chunk * t.action];
     let mut action = [0.0f32; 14];
     let f32w = act_core::WeightStorage::F32;
-    let mut cases = vec![(Ensembling::Coefficient(0.01), 1, f32w), (Ensembling::Disabled, 1, f32w), (Ensembling::Coefficient(0.01), 2, f32w)];
+    let mut cases = vec![(Ensembling::Coefficient(0.01), 1, f32w, None), (Ensembling::Disabled, 1, f32w, None), (Ensembling::Coefficient(0.01), 2, f32w, None)];
     assert!(act_core::Isa::detect().supports_bf16() || !common::expects("bf16"), "ACT_EXPECT_FEATURES has bf16 but this CPU has no bf16 kernel");
     assert!(act_core::Isa::detect().supports_f16_compute() || !common::expects("fp16"), "ACT_EXPECT_FEATURES has fp16 but no fp16 kernel");
     if act_core::Isa::detect().supports_f16_compute() {
         // The fp16 path converts activations into a stack block too.
-        cases.push((Ensembling::Coefficient(0.01), 2, act_core::WeightStorage::F16Compute));
+        cases.push((Ensembling::Coefficient(0.01), 2, act_core::WeightStorage::F16Compute, None));
     }
     if act_core::Isa::detect().supports_bf16() {
         // The bf16 path converts activations into a stack block, never the heap.
-        cases.push((Ensembling::Coefficient(0.01), 2, act_core::WeightStorage::Bf16));
+        cases.push((Ensembling::Coefficient(0.01), 2, act_core::WeightStorage::Bf16, None));
     }
-    // The int8 path quantises activations into a stack block (the scalar kernel where the CPU has
-    // no VNNI: the same tile source, so the same buffers).
-    let int8_isa = if act_core::Isa::detect().supports_int8() { act_core::Isa::detect() } else { act_core::Isa::Scalar };
-    cases.push((Ensembling::Coefficient(0.01), 2, act_core::WeightStorage::Int8));
-    for (ensembling, threads, weights) in cases {
-        let isa = (weights == act_core::WeightStorage::Int8).then_some(int8_isa);
+    // The int8 path quantises activations into a stack block: on every ISA with an int8 kernel
+    // (AVX-512 VNNI, AVX2's AVX-VNNI or vpmaddwd, and the scalar reference everywhere).
+    for isa in act_core::Isa::ALL.into_iter().filter(|i| i.is_supported() && i.supports_int8()) {
+        cases.push((Ensembling::Coefficient(0.01), 2, act_core::WeightStorage::Int8, Some(isa)));
+    }
+    for (ensembling, threads, weights, isa) in cases {
         let mut p = Policy::from_bytes(&bytes, &Options { ensembling, threads, weights, isa, ..Default::default() }).unwrap();
         let before = ALLOCATIONS.load(Ordering::SeqCst);
         for _ in 0..3 {
@@ -54,7 +54,7 @@ fn predict_step_and_reset_allocate_nothing() {
         // Errors on bad input allocate nothing either.
         assert!(p.predict(&qpos[..3], &views, &mut chunk).is_err());
         let after = ALLOCATIONS.load(Ordering::SeqCst);
-        assert_eq!(after - before, 0, "{ensembling:?}, {threads} threads, {weights:?}: {} allocations during predict/step/reset", after - before);
+        assert_eq!(after - before, 0, "{ensembling:?}, {threads} threads, {weights:?} on {isa:?}: {} allocations during predict/step/reset", after - before);
         // The counter works: loading does allocate.
         let again = Policy::from_bytes(&bytes, &Options::default()).unwrap();
         assert!(ALLOCATIONS.load(Ordering::SeqCst) > after);

@@ -53,11 +53,11 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
             assert!(isa.supports_bf16(), "gemm: bf16 weights need a bf16 kernel (AVX-512 BF16 or Arm BF16); {isa:?} on this CPU has none");
             assert_eq!(d.len(), packed_b_len_bf16(b.k, b.n, b.nr), "gemm: packed B has the wrong length");
         }
-        BData::Int8 { q, scale, corr } => {
-            assert!(isa.supports_int8(), "gemm: int8 weights need an int8 kernel (AVX-512 VNNI); {isa:?} on this CPU has none");
+        BData::Int8 { q, scale, colsum } => {
+            assert!(isa.supports_int8(), "gemm: int8 weights need an int8 kernel (AVX-512 VNNI or AVX2); {isa:?} on this CPU has none");
             let n_pad = b.n.div_ceil(b.nr) * b.nr;
             assert_eq!(q.len(), packed_b_len_int8(b.k, b.n, b.nr), "gemm: packed B has the wrong length");
-            assert!(scale.len() == n_pad && corr.len() == int8_blocks(b.k) * n_pad, "gemm: int8 scales have the wrong length");
+            assert!(scale.len() == n_pad && colsum.len() == int8_blocks(b.k) * n_pad, "gemm: int8 scales have the wrong length");
         }
         _ => assert_eq!(b.data.len(), b.n.div_ceil(b.nr) * b.nr * b.k, "gemm: packed B has the wrong length"),
     }
@@ -92,13 +92,17 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
             _ => unreachable!("bf16 weights admitted for {isa:?}, which has no bf16 kernel"),
         };
     }
-    if let BData::Int8 { q, scale, corr } = b.data {
-        let w = Int8B { q, scale, corr, k: b.k, n_pad: b.n.div_ceil(b.nr) * b.nr };
+    if let BData::Int8 { q, scale, colsum } = b.data {
+        let w = Int8B { q, scale, colsum, k: b.k, n_pad: b.n.div_ceil(b.nr) * b.nr };
         // Admitted above only where `isa` has an int8 kernel.
         return match isa {
             Isa::Scalar => split(a, b, out, c_map, epi, exec, || Int8Rows::<super::scalar::Scalar>::new(w)),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => split(a, b, out, c_map, epi, exec, || Int8Rows::<super::avx512_vnni::Avx512Vnni>::new(w)),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 if isa.has_avx_vnni() => split(a, b, out, c_map, epi, exec, || Int8Rows::<super::avx_vnni::AvxVnni>::new(w)),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => split(a, b, out, c_map, epi, exec, || Int8Rows::<super::avx2_int8::Avx2Int8>::new(w)),
             _ => unreachable!("int8 weights admitted for {isa:?}, which has no int8 kernel"),
         };
     }
@@ -333,20 +337,22 @@ impl<K: F16Kernel> TileSource for F16Rows<'_, K> {
 struct Int8B<'b> {
     q: &'b [i8],
     scale: &'b [f32],
-    corr: &'b [i32],
+    colsum: &'b [i32],
     k: usize,
     n_pad: usize,
 }
 
-/// The int8 compute path on an `Int8Kernel`: each A row of one MC x KC block is rounded to int8
-/// once with its own scale (max |a| / 127 over the row's joined segments in this k block; a finer
-/// grain than per row, so one large value costs precision in one block only) and reused across all
-/// panels. The quad padding of a short last block meets B's zero rows.
+/// The int8 compute path on an `Int8Kernel`: each A row of one MC x KC block is rounded to
+/// unsigned bytes once, over its own range (min and max of the row's joined segments in this k
+/// block, 0 included so zero padding stays exact: a finer grain than per row, so one large value
+/// costs precision in one block only) and reused across all panels. The quad padding of a short
+/// last block meets B's zero rows.
 struct Int8Rows<'b, K> {
     w: Int8B<'b>,
-    /// Prepared rows, `lda` bytes apart (value + 128).
+    /// Prepared rows, `lda` bytes apart.
     a8: [u8; MC * KC],
     a_scale: [f32; MC],
+    a_zero: [i32; MC],
     lda: usize,
     kernel: core::marker::PhantomData<K>,
 }
@@ -356,14 +362,43 @@ const _: () = assert!(KC.is_multiple_of(4), "int8 k blocks must start on a quad"
 const _: () = assert!(
     MC.is_multiple_of(<super::avx512_vnni::Avx512Vnni as Int8Kernel>::MR)
         && <super::avx512_vnni::Avx512Vnni as Int8Kernel>::NR == <super::avx512::Avx512 as Kernel>::NR
+        && MC.is_multiple_of(<super::avx_vnni::AvxVnni as Int8Kernel>::MR)
+        && <super::avx_vnni::AvxVnni as Int8Kernel>::NR == <super::avx2::Avx2 as Kernel>::NR
+        && MC.is_multiple_of(<super::avx2_int8::Avx2Int8 as Int8Kernel>::MR)
+        && <super::avx2_int8::Avx2Int8 as Int8Kernel>::NR == <super::avx2::Avx2 as Kernel>::NR
         && <super::scalar::Scalar as Int8Kernel>::NR == <super::scalar::Scalar as Kernel>::NR,
     "the int8 tile must use the panel width weights are packed with (Isa::nr)"
 );
 
 impl<'b, K: Int8Kernel> Int8Rows<'b, K> {
     fn new(w: Int8B<'b>) -> Self {
-        Int8Rows { w, a8: [0; MC * KC], a_scale: [0.0; MC], lda: 0, kernel: core::marker::PhantomData }
+        Int8Rows { w, a8: [0; MC * KC], a_scale: [0.0; MC], a_zero: [0; MC], lda: 0, kernel: core::marker::PhantomData }
     }
+}
+
+/// Scale, zero point and `1 / scale` of an activation range: `a = scale * (u - zero)` with u in
+/// 0..=255 and 0 exactly representable. A NaN or infinite bound makes the scale NaN, so the
+/// outputs are non-finite too (the policy reports them) rather than silently finite.
+pub(crate) fn int8_range(lo: f32, hi: f32) -> (f32, i32, f32) {
+    // Checked before widening to 0: f32::min / max would drop a NaN.
+    if lo.is_nan() || hi.is_nan() {
+        return (f32::NAN, 0, 0.0);
+    }
+    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+    let range = hi - lo;
+    if !range.is_finite() {
+        return (f32::NAN, 0, 0.0);
+    }
+    if range == 0.0 {
+        return (0.0, 0, 0.0);
+    }
+    let inv = 255.0 / range;
+    if !inv.is_finite() {
+        // A subnormal range: the values are zero for every purpose.
+        return (0.0, 0, 0.0);
+    }
+    let zero = super::pack::round_ties_even_small(-lo * inv) as i32;
+    (range / 255.0, zero, inv)
 }
 
 impl<K: Int8Kernel> TileSource for Int8Rows<'_, K> {
@@ -375,25 +410,23 @@ impl<K: Int8Kernel> TileSource for Int8Rows<'_, K> {
         let (data, lda) = (a.data(), self.lda);
         for i in 0..n_rows {
             let row = &data[a.row_offset((ic + i).min(a.rows() - 1))..];
-            let mut max = 0.0f32;
+            let (mut lo, mut hi) = (0.0f32, 0.0f32);
             for s in segs {
                 // SAFETY: `gemm_raw` admitted int8 weights only where the CPU has K's instructions.
-                let m = unsafe { K::max_abs(&row[s.a_off..s.a_off + s.len]) };
-                // NaN sticks (f32::max would drop it).
-                max = if m.is_nan() || max.is_nan() { f32::NAN } else { max.max(m) };
+                let (l, h) = unsafe { K::min_max(&row[s.a_off..s.a_off + s.len]) };
+                // NaN sticks (f32::min / max would drop it).
+                (lo, hi) = if l.is_nan() || lo.is_nan() { (f32::NAN, f32::NAN) } else { (lo.min(l), hi.max(h)) };
             }
-            // A zero row quantises to zeros; a NaN or infinite value makes the scale non-finite,
-            // so the outputs are non-finite too (the policy reports them) rather than silently finite.
-            let inv = if max > 0.0 && max.is_finite() { 127.0 / max } else { 0.0 };
-            self.a_scale[i] = if max.is_finite() { max / 127.0 } else { f32::NAN };
+            let (scale, zero, inv) = int8_range(lo, hi);
+            (self.a_scale[i], self.a_zero[i]) = (scale, zero);
             let dst = &mut self.a8[i * lda..(i + 1) * lda];
             let mut q = 0;
             for s in segs {
                 // SAFETY: as above.
-                unsafe { K::quantize(&row[s.a_off..s.a_off + s.len], inv, &mut dst[q..q + s.len]) };
+                unsafe { K::quantize(&row[s.a_off..s.a_off + s.len], inv, zero, &mut dst[q..q + s.len]) };
                 q += s.len;
             }
-            dst[q..].fill(128);
+            dst[q..].fill(0);
         }
     }
 
@@ -404,13 +437,13 @@ impl<K: Int8Kernel> TileSource for Int8Rows<'_, K> {
         let b0 = (jp * w.k.div_ceil(4) + pc / 4) * nr * 4;
         let bs = &w.q[b0..b0 + kq * nr * 4];
         let ab = &self.a8[blk * mr * lda..(blk + 1) * mr * lda];
-        let sa = &self.a_scale[blk * mr..(blk + 1) * mr];
+        let (sa, za) = (&self.a_scale[blk * mr..(blk + 1) * mr], &self.a_zero[blk * mr..(blk + 1) * mr]);
         let sb = &w.scale[jp * nr..(jp + 1) * nr];
-        let corr = &w.corr[(pc / KC) * w.n_pad + jp * nr..][..nr];
-        // SAFETY: `ab` holds MR rows of lda = 4 kq bytes, `bs` kq * 4 NR bytes, the scales and
-        // corrections MR / NR values, `tile` MAX_TILE >= MR * NR floats; the CPU has K's int8
+        let colsum = &w.colsum[(pc / KC) * w.n_pad + jp * nr..][..nr];
+        // SAFETY: `ab` holds MR rows of lda = 4 kq bytes, `bs` kq * 4 NR bytes, the scales, zero
+        // points and sums MR / NR values, `tile` MAX_TILE >= MR * NR floats; the CPU has K's int8
         // instructions (checked by `gemm_raw`).
-        unsafe { K::run_int8(kq, ab.as_ptr(), lda, bs.as_ptr(), sa.as_ptr(), sb.as_ptr(), corr.as_ptr(), tile.as_mut_ptr()) };
+        unsafe { K::run_int8(kq, ab.as_ptr(), lda, bs.as_ptr(), sa.as_ptr(), za.as_ptr(), sb.as_ptr(), colsum.as_ptr(), tile.as_mut_ptr()) };
     }
 }
 

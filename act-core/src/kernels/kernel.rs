@@ -76,37 +76,36 @@ pub trait F16Kernel {
     unsafe fn run_fp16(kc: usize, a: *const u16, lda: usize, b: *const u16, tile: *mut f32);
 }
 
-/// An int8 microkernel (the int8 compute path): A as unsigned bytes (the int8 value + 128, made
-/// per row and k block by the caller with `quantize`), B as signed bytes in k quads
-/// ([`super::pack::int8_index`]), four products per int32 lane summed exactly (`vpdpbusd` on x86).
-/// The kernel removes the offset and scales back to f32 in its store.
+/// An int8 microkernel (the int8 compute path): A as unsigned bytes with a zero point per row
+/// (made per row and k block by the caller with `min_max` and `quantize`), B as signed bytes in k
+/// quads ([`super::pack::int8_index`]), four products per int32 lane summed exactly (`vpdpbusd` on
+/// x86). The kernel removes the zero points and scales back to f32 in its store.
 pub trait Int8Kernel {
     /// Rows of the register tile.
     const MR: usize;
     /// Columns of the register tile (columns per packed B panel).
     const NR: usize;
 
-    /// `tile[i * NR + j] = (sum over q < 4 kq of a[i][q] * b[q][j] - corr[j]) * a_scale[i] * b_scale[j]`,
+    /// `tile[i * NR + j] = (sum over q < 4 kq of a[i][q] * b[q][j] - a_zero[i] * colsum[j]) * a_scale[i] * b_scale[j]`,
     /// with row i of A at `a + i * lda` and B's quad rows as `pack::int8_index` lays them out.
     ///
     /// # Safety
     /// `a` must be readable for `(MR - 1) * lda + 4 * kq` bytes, `b` for `kq * 4 * NR` bytes,
-    /// `a_scale` for MR floats, `b_scale` and `corr` for NR values, `tile` writable for `MR * NR`
-    /// floats; the CPU must have the kernel's int8 instructions.
+    /// `a_scale` and `a_zero` for MR values, `b_scale` and `colsum` for NR values, `tile` writable
+    /// for `MR * NR` floats; the CPU must have the kernel's int8 instructions.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn run_int8(kq: usize, a: *const u8, lda: usize, b: *const i8, a_scale: *const f32, b_scale: *const f32, corr: *const i32, tile: *mut f32);
+    unsafe fn run_int8(kq: usize, a: *const u8, lda: usize, b: *const i8, a_scale: *const f32, a_zero: *const i32, b_scale: *const f32, colsum: *const i32, tile: *mut f32);
 
-    /// The largest |src[i]|, or NaN if any value is NaN (so a NaN input gives NaN outputs, never
-    /// a silently finite answer).
+    /// The smallest and largest of `src` (0 for both when empty), or NaN for both if any value is
+    /// NaN (so a NaN input gives NaN outputs, never a silently finite answer).
     ///
     /// # Safety
     /// The CPU must have the kernel's instructions.
-    unsafe fn max_abs(src: &[f32]) -> f32;
+    unsafe fn min_max(src: &[f32]) -> (f32, f32);
 
-    /// `dst[i] = round_ties_even(src[i] * inv) + 128` for `i < min(len)`, where every product lies
-    /// within [-127.5, 127.5] (the caller chose `inv = 127 / max|src|`).
+    /// `dst[i] = clamp(round_ties_even(src[i] * inv) + zero, 0, 255)` for `i < min(len)`.
     ///
     /// # Safety
     /// The CPU must have the kernel's instructions.
-    unsafe fn quantize(src: &[f32], inv: f32, dst: &mut [u8]);
+    unsafe fn quantize(src: &[f32], inv: f32, zero: i32, dst: &mut [u8]);
 }

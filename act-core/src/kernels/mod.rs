@@ -13,9 +13,13 @@ mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+mod avx2_int8;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod avx512_vnni;
+#[cfg(target_arch = "x86_64")]
+mod avx_vnni;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
@@ -118,8 +122,9 @@ impl Isa {
     }
 
     /// Whether the int8 compute path ([`WeightStorage::Int8`]) can run: AVX-512 with VNNI
-    /// (`vpdpbusd`), or the portable scalar kernel (the reference; slower than f32, only when
-    /// `Isa::Scalar` is forced).
+    /// (`vpdpbusd`, with AVX-512BW); AVX2 everywhere (AVX-VNNI's 256-bit `vpdpbusd` where the CPU
+    /// has it, `vpmaddwd` on 16-bit widened values otherwise: the same integers); the portable
+    /// scalar kernel (the reference; slower than f32, only when `Isa::Scalar` is forced).
     pub fn supports_int8(self) -> bool {
         match self {
             Isa::Scalar => true,
@@ -129,7 +134,35 @@ impl Isa {
             }
             #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
             Isa::Avx512 => cfg!(all(target_feature = "avx512bw", target_feature = "avx512vnni")),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => self.is_supported(),
             _ => false,
+        }
+    }
+
+    /// Whether `Isa::Avx2`'s int8 path runs AVX-VNNI's `vpdpbusd` (else `vpmaddwd`).
+    pub fn has_avx_vnni(self) -> bool {
+        match self {
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            Isa::Avx2 => self.is_supported() && std::arch::is_x86_feature_detected!("avxvnni"),
+            #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+            Isa::Avx2 => cfg!(all(target_feature = "avx2", target_feature = "avxvnni")),
+            _ => false,
+        }
+    }
+
+    /// The instructions the int8 path needs, for error messages and notes.
+    pub fn int8_requirement(self) -> &'static str {
+        "AVX-512 VNNI (vpdpbusd, with AVX-512BW) or AVX2"
+    }
+
+    /// The int8 kernel `self` runs, for `Policy::kernels` notes.
+    pub fn int8_kernel_name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "AVX-512 VNNI vpdpbusd",
+            Isa::Avx2 if self.has_avx_vnni() => "AVX-VNNI vpdpbusd",
+            Isa::Avx2 => "AVX2 vpmaddwd",
+            _ => "scalar",
         }
     }
 

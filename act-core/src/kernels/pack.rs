@@ -30,16 +30,17 @@ pub const K_BLOCK: usize = 256;
 /// signed 8-bit B, four products summed per int32 lane).
 ///
 /// Column j (an output channel) is rounded symmetrically: `q = round(w * 127 / max|w_j|)`, scale
-/// `max|w_j| / 127`. At run time each row of A and k block is rounded the same way and stored
-/// offset by 128 (so as unsigned bytes); `corr` removes the offset: `128 * sum of q over the
-/// block's rows of column j`. Element (p, j) of q lives at [`int8_index`].
+/// `max|w_j| / 127`. At run time each row of A and k block is rounded asymmetrically to unsigned
+/// bytes over its range (0 included): `u = round(a / s) + z`, `s = (max - min) / 255`, so ReLU
+/// outputs use all 256 levels; `colsum` removes the zero point: `sum_p (u_p - z) q_p = sum_p u_p q_p
+/// - z * colsum`. Element (p, j) of q lives at [`int8_index`].
 #[derive(Clone, Debug)]
 pub struct Int8Weights {
     pub q: Vec<i8>,
     /// Per column, `panels * nr` long (padding columns 0).
     pub scale: Vec<f32>,
-    /// Per k block (`k.div_ceil(K_BLOCK)`, at least 1) and column: `128 * sum q`.
-    pub corr: Vec<i32>,
+    /// Per k block (`k.div_ceil(K_BLOCK)`, at least 1) and column: the sum of q over the block.
+    pub colsum: Vec<i32>,
 }
 
 /// How a policy packs its weights at load: for which kernel, stored how.
@@ -97,7 +98,7 @@ pub enum BData<'a> {
     F16(&'a [u16]),
     Bf16(&'a [u16]),
     F16Compute(&'a [u16]),
-    Int8 { q: &'a [i8], scale: &'a [f32], corr: &'a [i32] },
+    Int8 { q: &'a [i8], scale: &'a [f32], colsum: &'a [i32] },
 }
 
 impl BData<'_> {
@@ -174,7 +175,7 @@ impl Int8Weights {
         let n_pad = n.div_ceil(nr) * nr;
         let mut q = vec![0i8; packed_b_len_int8(k, n, nr)];
         let mut scale = vec![0.0f32; n_pad];
-        let mut corr = vec![0i32; int8_blocks(k) * n_pad];
+        let mut colsum = vec![0i32; int8_blocks(k) * n_pad];
         for j in 0..n {
             let max = (0..k).map(|p| libm_abs(f(p, j))).fold(0.0f32, f32::max);
             // A zero column stays zero (scale 0); 127 / max is finite for any positive max.
@@ -183,14 +184,14 @@ impl Int8Weights {
             for p in 0..k {
                 let v = round_ties_even_small(f(p, j) * inv).clamp(-127.0, 127.0) as i8;
                 q[int8_index(p, j, k, nr)] = v;
-                corr[(p / K_BLOCK) * n_pad + j] += 128 * v as i32;
+                colsum[(p / K_BLOCK) * n_pad + j] += v as i32;
             }
         }
-        Int8Weights { q, scale, corr }
+        Int8Weights { q, scale, colsum }
     }
 
     pub fn bytes(&self) -> usize {
-        self.q.len() + self.scale.len() * 4 + self.corr.len() * 4
+        self.q.len() + self.scale.len() * 4 + self.colsum.len() * 4
     }
 }
 
@@ -274,7 +275,7 @@ impl PackedB {
             PackedData::F16(d) => BData::F16(d),
             PackedData::Bf16(d) => BData::Bf16(d),
             PackedData::F16Compute(d) => BData::F16Compute(d),
-            PackedData::Int8(w) => BData::Int8 { q: &w.q, scale: &w.scale, corr: &w.corr },
+            PackedData::Int8(w) => BData::Int8 { q: &w.q, scale: &w.scale, colsum: &w.colsum },
         };
         PackedBRef { k: self.k, n: self.n, nr: self.nr, data }
     }

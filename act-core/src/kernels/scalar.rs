@@ -66,19 +66,20 @@ impl Int8Kernel for Scalar {
     const MR: usize = 4;
     const NR: usize = 16;
 
-    unsafe fn run_int8(kq: usize, a: *const u8, lda: usize, b: *const i8, a_scale: *const f32, b_scale: *const f32, corr: *const i32, tile: *mut f32) {
+    unsafe fn run_int8(kq: usize, a: *const u8, lda: usize, b: *const i8, a_scale: *const f32, a_zero: *const i32, b_scale: *const f32, colsum: *const i32, tile: *mut f32) {
         const MR: usize = <Scalar as Int8Kernel>::MR;
         const NR: usize = <Scalar as Int8Kernel>::NR;
         // SAFETY: the contract of `Int8Kernel::run_int8` (sizes of a, b, the scales and tile).
-        let (bs, a_scale, b_scale, corr) = unsafe {
+        let (bs, a_scale, a_zero, b_scale, colsum) = unsafe {
             (
                 core::slice::from_raw_parts(b, kq * 4 * NR),
                 core::slice::from_raw_parts(a_scale, MR),
+                core::slice::from_raw_parts(a_zero, MR),
                 core::slice::from_raw_parts(b_scale, NR),
-                core::slice::from_raw_parts(corr, NR),
+                core::slice::from_raw_parts(colsum, NR),
             )
         };
-        for (i, &sa) in a_scale.iter().enumerate() {
+        for (i, (&sa, &za)) in a_scale.iter().zip(a_zero).enumerate() {
             // SAFETY: as above, row i holds 4 kq bytes.
             let row = unsafe { core::slice::from_raw_parts(a.add(i * lda), 4 * kq) };
             let mut acc = [0i32; NR];
@@ -91,25 +92,28 @@ impl Int8Kernel for Scalar {
             }
             for j in 0..NR {
                 // SAFETY: tile holds MR * NR floats.
-                unsafe { *tile.add(i * NR + j) = (acc[j] - corr[j]) as f32 * (sa * b_scale[j]) };
+                unsafe { *tile.add(i * NR + j) = (acc[j] - za * colsum[j]) as f32 * (sa * b_scale[j]) };
             }
         }
     }
 
-    unsafe fn max_abs(src: &[f32]) -> f32 {
-        let mut max = 0.0f32;
-        for &v in src {
+    unsafe fn min_max(src: &[f32]) -> (f32, f32) {
+        let (mut lo, mut hi) = (0.0f32, 0.0f32);
+        for (i, &v) in src.iter().enumerate() {
             if v.is_nan() {
-                return f32::NAN;
+                return (f32::NAN, f32::NAN);
             }
-            max = max.max(f32::from_bits(v.to_bits() & 0x7fff_ffff));
+            if i == 0 {
+                (lo, hi) = (v, v);
+            }
+            (lo, hi) = (lo.min(v), hi.max(v));
         }
-        max
+        (lo, hi)
     }
 
-    unsafe fn quantize(src: &[f32], inv: f32, dst: &mut [u8]) {
+    unsafe fn quantize(src: &[f32], inv: f32, zero: i32, dst: &mut [u8]) {
         for (d, &s) in dst.iter_mut().zip(src) {
-            *d = (super::pack::round_ties_even_small(s * inv) as i32 + 128) as u8;
+            *d = (super::pack::round_ties_even_small(s * inv) as i32 + zero).clamp(0, 255) as u8;
         }
     }
 }
