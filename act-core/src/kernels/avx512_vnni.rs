@@ -10,6 +10,7 @@ pub struct Avx512Vnni;
 impl Int8Kernel for Avx512Vnni {
     const MR: usize = 6;
     const NR: usize = 32;
+    type A = u8;
 
     unsafe fn run_int8(kq: usize, a: *const u8, lda: usize, b: *const i8, a_scale: *const f32, a_zero: *const i32, b_scale: *const f32, colsum: *const i32, tile: *mut f32) {
         // SAFETY: forwarded contract; the caller checked AVX-512F, BW and VNNI.

@@ -11,6 +11,7 @@ pub struct AvxVnni;
 impl Int8Kernel for AvxVnni {
     const MR: usize = 6;
     const NR: usize = 16;
+    type A = u8;
 
     unsafe fn run_int8(kq: usize, a: *const u8, lda: usize, b: *const i8, a_scale: *const f32, a_zero: *const i32, b_scale: *const f32, colsum: *const i32, tile: *mut f32) {
         // SAFETY: forwarded contract; the caller checked AVX2 and AVX-VNNI.

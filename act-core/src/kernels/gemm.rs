@@ -347,10 +347,10 @@ struct Int8B<'b> {
 /// block, 0 included so zero padding stays exact: a finer grain than per row, so one large value
 /// costs precision in one block only) and reused across all panels. The quad padding of a short
 /// last block meets B's zero rows.
-struct Int8Rows<'b, K> {
+struct Int8Rows<'b, K: Int8Kernel> {
     w: Int8B<'b>,
-    /// Prepared rows, `lda` bytes apart.
-    a8: [u8; MC * KC],
+    /// Prepared rows, `lda` values apart.
+    aq: [K::A; MC * KC],
     a_scale: [f32; MC],
     a_zero: [i32; MC],
     lda: usize,
@@ -372,7 +372,7 @@ const _: () = assert!(
 
 impl<'b, K: Int8Kernel> Int8Rows<'b, K> {
     fn new(w: Int8B<'b>) -> Self {
-        Int8Rows { w, a8: [0; MC * KC], a_scale: [0.0; MC], a_zero: [0; MC], lda: 0, kernel: core::marker::PhantomData }
+        Int8Rows { w, aq: [K::A::default(); MC * KC], a_scale: [0.0; MC], a_zero: [0; MC], lda: 0, kernel: core::marker::PhantomData }
     }
 }
 
@@ -419,14 +419,14 @@ impl<K: Int8Kernel> TileSource for Int8Rows<'_, K> {
             }
             let (scale, zero, inv) = int8_range(lo, hi);
             (self.a_scale[i], self.a_zero[i]) = (scale, zero);
-            let dst = &mut self.a8[i * lda..(i + 1) * lda];
+            let dst = &mut self.aq[i * lda..(i + 1) * lda];
             let mut q = 0;
             for s in segs {
                 // SAFETY: as above.
                 unsafe { K::quantize(&row[s.a_off..s.a_off + s.len], inv, zero, &mut dst[q..q + s.len]) };
                 q += s.len;
             }
-            dst[q..].fill(0);
+            dst[q..].fill(K::A::default());
         }
     }
 
@@ -436,11 +436,11 @@ impl<K: Int8Kernel> TileSource for Int8Rows<'_, K> {
         let kq = kc.div_ceil(4);
         let b0 = (jp * w.k.div_ceil(4) + pc / 4) * nr * 4;
         let bs = &w.q[b0..b0 + kq * nr * 4];
-        let ab = &self.a8[blk * mr * lda..(blk + 1) * mr * lda];
+        let ab = &self.aq[blk * mr * lda..(blk + 1) * mr * lda];
         let (sa, za) = (&self.a_scale[blk * mr..(blk + 1) * mr], &self.a_zero[blk * mr..(blk + 1) * mr]);
         let sb = &w.scale[jp * nr..(jp + 1) * nr];
         let colsum = &w.colsum[(pc / KC) * w.n_pad + jp * nr..][..nr];
-        // SAFETY: `ab` holds MR rows of lda = 4 kq bytes, `bs` kq * 4 NR bytes, the scales, zero
+        // SAFETY: `ab` holds MR rows of lda = 4 kq values, `bs` kq * 4 NR bytes, the scales, zero
         // points and sums MR / NR values, `tile` MAX_TILE >= MR * NR floats; the CPU has K's int8
         // instructions (checked by `gemm_raw`).
         unsafe { K::run_int8(kq, ab.as_ptr(), lda, bs.as_ptr(), sa.as_ptr(), za.as_ptr(), sb.as_ptr(), colsum.as_ptr(), tile.as_mut_ptr()) };

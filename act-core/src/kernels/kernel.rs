@@ -85,16 +85,19 @@ pub trait Int8Kernel {
     const MR: usize;
     /// Columns of the register tile (columns per packed B panel).
     const NR: usize;
+    /// How a quantised A value is stored: `u8`, or `u16` for a kernel that multiplies 16-bit
+    /// values (widened once per block by `quantize`, not once per tile).
+    type A: Copy + Default;
 
     /// `tile[i * NR + j] = (sum over q < 4 kq of a[i][q] * b[q][j] - a_zero[i] * colsum[j]) * a_scale[i] * b_scale[j]`,
     /// with row i of A at `a + i * lda` and B's quad rows as `pack::int8_index` lays them out.
     ///
     /// # Safety
-    /// `a` must be readable for `(MR - 1) * lda + 4 * kq` bytes, `b` for `kq * 4 * NR` bytes,
+    /// `a` must be readable for `(MR - 1) * lda + 4 * kq` values, `b` for `kq * 4 * NR` bytes,
     /// `a_scale` and `a_zero` for MR values, `b_scale` and `colsum` for NR values, `tile` writable
     /// for `MR * NR` floats; the CPU must have the kernel's int8 instructions.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn run_int8(kq: usize, a: *const u8, lda: usize, b: *const i8, a_scale: *const f32, a_zero: *const i32, b_scale: *const f32, colsum: *const i32, tile: *mut f32);
+    unsafe fn run_int8(kq: usize, a: *const Self::A, lda: usize, b: *const i8, a_scale: *const f32, a_zero: *const i32, b_scale: *const f32, colsum: *const i32, tile: *mut f32);
 
     /// The smallest and largest of `src` (0 for both when empty), or NaN for both if any value is
     /// NaN (so a NaN input gives NaN outputs, never a silently finite answer).
@@ -107,5 +110,5 @@ pub trait Int8Kernel {
     ///
     /// # Safety
     /// The CPU must have the kernel's instructions.
-    unsafe fn quantize(src: &[f32], inv: f32, zero: i32, dst: &mut [u8]);
+    unsafe fn quantize(src: &[f32], inv: f32, zero: i32, dst: &mut [Self::A]);
 }

@@ -65,6 +65,7 @@ impl Kernel for Scalar {
 impl Int8Kernel for Scalar {
     const MR: usize = 4;
     const NR: usize = 16;
+    type A = u8;
 
     unsafe fn run_int8(kq: usize, a: *const u8, lda: usize, b: *const i8, a_scale: *const f32, a_zero: *const i32, b_scale: *const f32, colsum: *const i32, tile: *mut f32) {
         const MR: usize = <Scalar as Int8Kernel>::MR;
