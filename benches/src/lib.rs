@@ -120,5 +120,6 @@ impl Pair {
     }
 }
 pub mod control;
+pub mod host;
 pub mod peak;
 pub mod sched;

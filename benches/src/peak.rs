@@ -34,17 +34,23 @@ unsafe fn fma_avx2(iters: u64) -> f32 {
     let a = _mm256_set1_ps(0.999_999);
     let b = _mm256_set1_ps(1e-7);
     let one = _mm256_set1_ps(1.0);
+    // Twelve chains (AVX2_CHAINS): with the two operands they fit AVX2's 16 ymm registers (sixteen
+    // would spill and measure half the peak); twelve cover the FMA latency at two per cycle.
     let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5, mut c6, mut c7) = (one, one, one, one, one, one, one, one);
-    let (mut c8, mut c9, mut c10, mut c11, mut c12, mut c13, mut c14, mut c15) = (one, one, one, one, one, one, one, one);
+    let (mut c8, mut c9, mut c10, mut c11) = (one, one, one, one);
     for _ in 0..iters {
-        fma16!(_mm256_fmadd_ps, a, b, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+        fma16!(_mm256_fmadd_ps, a, b, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11);
     }
-    let s = sum16!(_mm256_add_ps, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+    let s = sum16!(_mm256_add_ps, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11);
     let mut out = [0.0f32; 8];
     // SAFETY: `out` holds the 8 floats the store writes.
     unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
     out.iter().sum()
 }
+
+/// Independent chains in the AVX2 peak loops.
+#[cfg(target_arch = "x86_64")]
+const AVX2_CHAINS: u64 = 12;
 
 /// Best of several runs, in GFLOP/s (one FMA = 2 FLOP), on the calling thread.
 pub fn fma_peak_gflops() -> f64 {
@@ -63,7 +69,7 @@ pub fn fma_peak_gflops() -> f64 {
                 let t = Instant::now();
                 // SAFETY: AVX2 and FMA were detected.
                 std::hint::black_box(unsafe { fma_avx2(iters) });
-                best = best.max((iters * 16 * 8 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9);
+                best = best.max((iters * AVX2_CHAINS * 8 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9);
             }
         }
     }
@@ -104,25 +110,93 @@ unsafe fn vnni_avx512(iters: u64) -> i32 {
     _mm512_reduce_add_epi32(s)
 }
 
-/// The int8 multiply-add peak of one core through AVX-512 VNNI (`vpdpbusd`: 64 multiply-adds per
-/// instruction), in GOP/s (one multiply-add = 2 ops), measured as the FMA peak is; `None` without
-/// VNNI.
-pub fn vnni_peak_gops() -> Option<f64> {
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn vnni_avx2(iters: u64) -> i32 {
+    use std::arch::x86_64::*;
+    let a = _mm256_set1_epi8(3);
+    let b = _mm256_set1_epi8(-2);
+    let z = _mm256_setzero_si256();
+    let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5, mut c6, mut c7) = (z, z, z, z, z, z, z, z);
+    let (mut c8, mut c9, mut c10, mut c11) = (z, z, z, z);
+    for _ in 0..iters {
+        fma16!(_mm256_dpbusd_avx_epi32, a, b, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11);
+    }
+    let s = sum16!(_mm256_add_epi32, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11);
+    let mut out = [0i32; 8];
+    // SAFETY: `out` holds the 8 ints the store writes.
+    unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, s) };
+    out.iter().fold(0i32, |a, &b| a.wrapping_add(b))
+}
+
+/// `vpmaddwd` chains: the multiply of the int8 kernel of AVX2 hosts without VNNI
+/// (`avx2_int8.rs`), 16 multiply-adds each. Each chain feeds its result back as the next 16-bit
+/// pairs (a `vpmaddwd` of two constants would be folded away by the compiler); the kernel's
+/// `vpaddd` beside it runs on other ports.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn madd_avx2(iters: u64) -> i32 {
+    use std::arch::x86_64::*;
+    let a = _mm256_set1_epi16(1);
+    let madd = |c: __m256i, a: __m256i, _: __m256i| _mm256_madd_epi16(c, a);
+    let z = _mm256_set1_epi16(3);
+    let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5, mut c6, mut c7) = (z, z, z, z, z, z, z, z);
+    let (mut c8, mut c9, mut c10, mut c11) = (z, z, z, z);
+    for _ in 0..iters {
+        fma16!(madd, a, a, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11);
+    }
+    let s = sum16!(_mm256_add_epi32, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11);
+    let mut out = [0i32; 8];
+    // SAFETY: `out` holds the 8 ints the store writes.
+    unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, s) };
+    out.iter().fold(0i32, |a, &b| a.wrapping_add(b))
+}
+
+/// The int8 multiply-add peak of one core through the instruction of `isa`'s int8 kernel: the
+/// 512-bit AVX-512 VNNI `vpdpbusd` for `Avx512`; for `Avx2` the 256-bit AVX-VNNI form (32
+/// multiply-adds) where the CPU has it, else `vpmaddwd` + `vpaddd` (16); `None` where this CPU
+/// has no int8 kernel for `isa`.
+pub fn int8_peak_gops_on(isa: act_core::Isa) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        if !(std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vnni")) {
-            return None;
-        }
+        let (run, lanes, chains): (unsafe fn(u64) -> i32, u64, u64) = match isa {
+            act_core::Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vnni") => (vnni_avx512, 64, 16),
+            act_core::Isa::Avx2 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("avxvnni") => (vnni_avx2, 32, AVX2_CHAINS),
+            act_core::Isa::Avx2 if std::arch::is_x86_feature_detected!("avx2") => (madd_avx2, 16, AVX2_CHAINS),
+            _ => return None,
+        };
         let iters = 20_000_000u64;
         let mut best = 0.0f64;
         for _ in 0..5 {
             let t = Instant::now();
-            // SAFETY: AVX-512BW and VNNI were detected (AVX-512F with them).
-            std::hint::black_box(unsafe { vnni_avx512(iters) });
-            best = best.max((iters * 16 * 64 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9);
+            // SAFETY: the instructions of `run` were detected just above.
+            std::hint::black_box(unsafe { run(iters) });
+            best = best.max((iters * chains * lanes * 2) as f64 / t.elapsed().as_secs_f64() / 1e9);
         }
         Some(best)
     }
     #[cfg(not(target_arch = "x86_64"))]
-    None
+    {
+        let _ = isa;
+        None
+    }
+}
+
+/// The f32 FMA peak of one core through `isa`'s vector width (AVX-512 or AVX2), as
+/// [`fma_peak_gflops`] measures the widest.
+pub fn fma_peak_gflops_on(isa: act_core::Isa) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if isa == act_core::Isa::Avx2 && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        let iters = 20_000_000u64;
+        let mut best = 0.0f64;
+        for _ in 0..5 {
+            let t = Instant::now();
+            // SAFETY: AVX2 and FMA were detected.
+            std::hint::black_box(unsafe { fma_avx2(iters) });
+            best = best.max((iters * AVX2_CHAINS * 8 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9);
+        }
+        return best;
+    }
+    let _ = isa;
+    fma_peak_gflops()
 }

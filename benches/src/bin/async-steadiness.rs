@@ -29,8 +29,7 @@ fn main() -> anyhow::Result<()> {
     let hz: f64 = arg("--hz").map_or(Ok(50.0), |t| t.parse()).context("--hz")?;
     let period = Duration::from_secs_f64(1.0 / hz);
     let realtime: Option<u8> = arg("--realtime").map(|p| p.parse()).transpose().context("--realtime: a SCHED_FIFO priority")?;
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()));
-    println!("CPU: {}, {} cores, act-core ISA {:?}", cpu.as_deref().unwrap_or("unknown"), std::thread::available_parallelism()?.get(), act_core::Isa::detect());
+    println!("CPU: {}, {} cores, act-core ISA {:?}", act_benches::host::describe(), std::thread::available_parallelism()?.get(), act_core::Isa::detect());
     let options = Options { threads, ensembling: Ensembling::Coefficient(0.01), ..Default::default() };
     let pair = Pair::new(&size, &options)?;
     let views: Vec<&[u8]> = pair.images.iter().map(|v| v.as_slice()).collect();

@@ -6,12 +6,16 @@
 //!     [--threads 1,2] [--reps N] [--storage-size default|none] [--steady-size small]
 //!     [--steady-steps 1000] [--steady-libtorch] [--steady-realtime PRIORITY] [--no-kernels]
 //!     [--gap-ms 50] [--precision-sizes tiny,small,default] [--steady-precisions bf16,int8]
+//!     [--libtorch-bf16 auto|on|off]
+//!
+//! The first line names the CPU and its relevant flags. libtorch bf16 is timed only where the CPU
+//! has bf16 hardware (`auto`); elsewhere oneDNN emulates it, tens of times slower than f32.
 //!
 //! `--steady-realtime P` adds steadiness rows for a paced control loop (one step per period, 85 %
 //! of it busy) under normal scheduling and with the caller and act-core's workers under
 //! `SCHED_FIFO` at priority P (needs root or CAP_SYS_NICE).
 use act_benches::control::{arg, control_loop, median, percentile};
-use act_benches::peak::{fma_peak_gflops, vnni_peak_gops};
+use act_benches::peak::{fma_peak_gflops, int8_peak_gops_on};
 use act_benches::Pair;
 use anyhow::Context;
 use act_core::kernels::exec::Serial;
@@ -63,7 +67,7 @@ fn main() -> anyhow::Result<()> {
     let sizes = arg("--sizes").unwrap_or_else(|| "tiny,small,default,aloha4".into());
     let threads: Vec<usize> = arg("--threads").unwrap_or_else(|| "1,2".into()).split(',').map(|s| s.trim().parse().unwrap()).collect();
     let peak = fma_peak_gflops();
-    println!("Machine: {} cores, FMA peak {peak:.0} GFLOP/s per core (measured), act-core ISA {:?}\n", std::thread::available_parallelism()?.get(), Isa::detect());
+    println!("Machine: {}, {} cores, FMA peak {peak:.0} GFLOP/s per core (measured), act-core ISA {:?}\n", act_benches::host::describe(), std::thread::available_parallelism()?.get(), Isa::detect());
 
     // The runtimes alternate in blocks of BLOCK back-to-back calls, the first of each block not
     // counted, with a pause before each block: libtorch's OpenMP workers keep spinning for
@@ -109,74 +113,11 @@ fn main() -> anyhow::Result<()> {
     }
 
     if std::env::args().all(|a| a != "--no-kernels") {
-        let isa = Isa::detect();
-        // The bf16 column: the same shapes with bf16 weights and activations (vdpbf16ps), as a
-        // multiple of the f32 FMA peak (each bf16 instruction does two multiply-adds per lane).
-        // The int8 column: the int8 compute path (vpdpbusd), against the measured VNNI peak.
-        let bf16 = isa.supports_bf16();
-        let int8 = isa.supports_int8() && isa != Isa::Scalar;
-        let vnni_peak = if int8 { vnni_peak_gops() } else { None };
-        if let Some(v) = vnni_peak {
-            println!("\nVNNI int8 peak {v:.0} GOP/s per core (measured, vpdpbusd chains)");
-        }
-        println!("\n| kernel (1 thread) | f32 GFLOP/s | % of FMA peak | bf16 compute GFLOP/s | bf16 / f32 | int8 compute GOP/s | % of VNNI peak | int8 / f32 |\n|---|---|---|---|---|---|---|---|");
-        let mut storages = vec![WeightStorage::F32];
-        if bf16 {
-            storages.push(WeightStorage::Bf16);
-        }
-        if int8 {
-            storages.push(WeightStorage::Int8);
-        }
-        let row = |name: &str, g: &[f64]| {
-            let f = g[0];
-            let at = |st: WeightStorage| storages.iter().position(|&s| s == st).map(|i| g[i]);
-            let bcol = at(WeightStorage::Bf16).map_or("n/a (no AVX-512 BF16) | ".to_string(), |b| format!("{b:.0} | {:.2}", b / f));
-            let icol = match (at(WeightStorage::Int8), vnni_peak) {
-                (Some(i), Some(p)) => format!("{i:.0} | {:.0} % | {:.2}", 100.0 * i / p, i / f),
-                _ => "n/a (no AVX-512 VNNI) | | ".to_string(),
-            };
-            println!("| {name} | {f:.0} | {:.0} % | {bcol} | {icol} |", 100.0 * f / peak);
-        };
-        let gemms = [("encoder FFN1 302x512x3200", 302, 512, 3200), ("encoder FFN2 302x3200x512", 302, 3200, 512), ("q/k/v/out proj 302x512x512", 302, 512, 512)];
-        for (name, m, k, n) in gemms {
-            let a = vec![0.5f32; m * k];
-            let mut c = vec![0.0f32; m * n];
-            let g: Vec<f64> = storages
-                .iter()
-                .map(|&st| {
-                    let b = PackedB::from_fn_stored(k, n, isa.nr(), st, |p, j| ((p + j) % 7) as f32 * 0.1);
-                    let ts: Vec<f64> = (0..15)
-                        .map(|_| {
-                            let s = Instant::now();
-                            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, b.as_ref(), &mut c, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
-                            s.elapsed().as_secs_f64()
-                        })
-                        .collect();
-                    2.0 * (m * k * n) as f64 / median(ts) / 1e9
-                })
-                .collect();
-            row(&format!("gemm {name}"), &g);
-        }
-        let convs = [("conv1 7x7/2 480x640x3->64", 480, 640, 3, 64, 7, 2, 3), ("layer1 3x3 120x160x64->64", 120, 160, 64, 64, 3, 1, 1), ("layer3 3x3 30x40x256->256", 30, 40, 256, 256, 3, 1, 1), ("layer4 3x3 15x20x512->512", 15, 20, 512, 512, 3, 1, 1)];
-        for (name, h, w, cin, cout, k, s, pad) in convs {
-            let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride: s, pad, in_pad: pad };
-            let x = vec![0.3f32; g.input_len()];
-            let mut out = vec![0.0f32; g.out_h() * g.out_w() * cout];
-            let gf: Vec<f64> = storages
-                .iter()
-                .map(|&st| {
-                    let b = PackedB::from_fn_stored(g.k(), cout, isa.nr(), st, |p, j| ((p + j) % 5) as f32 * 0.1);
-                    let ts: Vec<f64> = (0..9)
-                        .map(|_| {
-                            let t0 = Instant::now();
-                            gemm(isa, &ConvA { input: &x, geom: g }, b.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial);
-                            t0.elapsed().as_secs_f64()
-                        })
-                        .collect();
-                    2.0 * (g.out_h() * g.out_w() * cout * g.k()) as f64 / median(ts) / 1e9
-                })
-                .collect();
-            row(name, &gf);
+        kernel_table(Isa::detect(), peak);
+        // On AVX-512 hosts, AVX2's table too: what a CPU without AVX-512 (laptop-class x86, AMD
+        // Zen 2/3) would get from the same kernels, against that width's peaks.
+        if Isa::detect() != Isa::Avx2 && Isa::Avx2.is_supported() && Isa::Avx2.supports_int8() {
+            kernel_table(Isa::Avx2, act_benches::peak::fma_peak_gflops_on(Isa::Avx2));
         }
     }
 
@@ -309,11 +250,21 @@ fn main() -> anyhow::Result<()> {
 /// act-core in every compute path this CPU runs, and what `Options::accept = Int8` chose, beside
 /// libtorch f32 and bf16 on the same weights, all interleaved in blocks as the first table. The
 /// agreement column is the relative error of the actions against libtorch f32. Returns false if
-/// the accepted-accuracy choice is slower than f32 by more than the noise (10 %).
+/// the accepted-accuracy choice is slower than f32 by more than the noise (10 %). libtorch bf16 runs
+/// only where the CPU has bf16 hardware, unless `--libtorch-bf16 on|off` says otherwise.
 fn precision_table(sizes: &str, threads: &[usize], gap: Duration) -> anyhow::Result<bool> {
     use act_core::Accuracy;
     const BLOCK: usize = 4;
     let isa = Isa::detect();
+    let with_bf16 = match arg("--libtorch-bf16").as_deref() {
+        Some("on") => true,
+        Some("off") => false,
+        None | Some("auto") => act_benches::host::native_bf16(),
+        Some(other) => anyhow::bail!("--libtorch-bf16 {other}: auto, on or off"),
+    };
+    if !with_bf16 {
+        println!("\n(libtorch bf16 not timed: this CPU has no AVX-512 BF16 / AMX-BF16, so oneDNN emulates bf16, tens of times slower than f32; `--libtorch-bf16 on` times it anyway)");
+    }
     let mut paths = vec![("f32", WeightStorage::F32)];
     if isa.supports_bf16() {
         paths.push(("bf16", WeightStorage::Bf16));
@@ -322,8 +273,8 @@ fn precision_table(sizes: &str, threads: &[usize], gap: Duration) -> anyhow::Res
         paths.push(("int8", WeightStorage::Int8));
     }
     let names: Vec<&str> = paths.iter().map(|p| p.0).collect();
-    println!("\n| size | threads | act-core {} | accept=Int8 runs | libtorch f32 | libtorch bf16 | best act-core / libtorch bf16 | rel err vs libtorch f32 ({}) |", names.join(" | act-core "), names.join(", "));
-    println!("|---|---|{}---|---|---|---|---|", "---|".repeat(names.len()));
+    println!("\n| size | threads | act-core {} | accept=Int8 runs | libtorch f32 | libtorch bf16 | best act-core / libtorch f32 | best act-core / libtorch bf16 | rel err vs libtorch f32 ({}) |", names.join(" | act-core "), names.join(", "));
+    println!("|---|---|{}---|---|---|---|---|---|", "---|".repeat(names.len()));
     let mut ok = true;
     for size in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let reps = default_reps(size);
@@ -336,7 +287,7 @@ fn precision_table(sizes: &str, threads: &[usize], gap: Duration) -> anyhow::Res
             }
             policies.push(pair.open_policy(&Options { threads: t, accept: Accuracy::Int8, ..Default::default() })?);
             let chosen = policies.last().unwrap().kernels().clone();
-            let (bf16_model, _vs) = pair.libtorch_bf16()?;
+            let bf16_model = if with_bf16 { Some(pair.libtorch_bf16()?) } else { None };
             let views: Vec<&[u8]> = pair.images.iter().map(|v| v.as_slice()).collect();
             let mut out = vec![0.0f32; (pair.cfg.chunk_size * pair.cfg.action_dim()) as usize];
             let reference: Vec<f32> = pair.libtorch_predict().view([-1]).try_into()?;
@@ -345,7 +296,7 @@ fn precision_table(sizes: &str, threads: &[usize], gap: Duration) -> anyhow::Res
                 p.predict(&pair.qpos, &views, &mut out)?;
                 errs.push(rel_err(&out, &reference));
             }
-            let runtimes = policies.len() + 2;
+            let runtimes = policies.len() + 1 + bf16_model.is_some() as usize;
             let mut times = vec![Vec::new(); runtimes];
             while times[0].len() < reps {
                 for (r, samples) in times.iter_mut().enumerate() {
@@ -355,7 +306,7 @@ fn precision_table(sizes: &str, threads: &[usize], gap: Duration) -> anyhow::Res
                         match r {
                             _ if r < policies.len() => policies[r].predict(&pair.qpos, &views, &mut out)?,
                             _ if r == policies.len() => drop(pair.libtorch_predict()),
-                            _ => drop(pair.libtorch_bf16_predict(&bf16_model)),
+                            _ => drop(pair.libtorch_bf16_predict(&bf16_model.as_ref().expect("timed only with a bf16 model").0)),
                         }
                         if i > 0 {
                             samples.push(s.elapsed().as_secs_f64());
@@ -367,19 +318,20 @@ fn precision_table(sizes: &str, threads: &[usize], gap: Duration) -> anyhow::Res
             let ours = &med[..paths.len()];
             let best = ours.iter().cloned().fold(f64::INFINITY, f64::min);
             let accepted = med[paths.len()];
-            let (lt32, lt16) = (med[paths.len() + 1], med[paths.len() + 2]);
+            let (lt32, lt16) = (med[paths.len() + 1], med.get(paths.len() + 2).copied());
             let cols: Vec<String> = ours.iter().map(|m| format!("{:.2} ms", m * 1e3)).collect();
             let slower = accepted > 1.10 * ours[0];
             ok &= !slower;
             println!(
-                "| {size} | {t} | {} | {:?}, {:.2} ms{} | {:.2} ms | {:.2} ms | {:.2} | {} |",
+                "| {size} | {t} | {} | {:?}, {:.2} ms{} | {:.2} ms | {} | {:.2} | {} | {} |",
                 cols.join(" | "),
                 chosen.storage,
                 accepted * 1e3,
                 if slower { " SLOWER than f32" } else { "" },
                 lt32 * 1e3,
-                lt16 * 1e3,
-                best / lt16,
+                lt16.map_or("n/a".into(), |v| format!("{:.2} ms", v * 1e3)),
+                best / lt32,
+                lt16.map_or("n/a".into(), |v| format!("{:.2}", best / v)),
                 errs.iter().map(|e| format!("{e:.1e}")).collect::<Vec<_>>().join(", ")
             );
             eprintln!("  {size}, {t} threads: accept=Int8 chose {:?} ({})", chosen.storage, chosen.note);
@@ -392,4 +344,78 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     let num: f64 = a.iter().zip(b).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
     let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
     (num / den.max(1e-300)).sqrt()
+}
+
+/// One row per large GEMM and convolution of the default size, one thread, on `isa`: f32 against
+/// `peak`, and the bf16 and int8 compute paths where `isa` has them (int8 against the measured
+/// `vpdpbusd` peak of the same width).
+fn kernel_table(isa: Isa, peak: f64) {
+    // The bf16 column: the same shapes with bf16 weights and activations (vdpbf16ps), as a
+    // multiple of the f32 FMA peak (each bf16 instruction does two multiply-adds per lane).
+    // The int8 column: the int8 compute path (vpdpbusd), against the measured VNNI peak.
+    let bf16 = isa.supports_bf16();
+    let int8 = isa.supports_int8() && isa != Isa::Scalar;
+    let int8_peak = if int8 { int8_peak_gops_on(isa) } else { None };
+    if let Some(v) = int8_peak {
+        println!("\n{isa:?}: int8 peak {v:.0} GOP/s per core (measured, {} chains), FMA peak {peak:.0} GFLOP/s", isa.int8_kernel_name());
+    }
+    println!("\n| kernel (1 thread, {isa:?}) | f32 GFLOP/s | % of FMA peak | bf16 compute GFLOP/s | bf16 / f32 | int8 compute GOP/s | % of int8 peak | int8 / f32 |\n|---|---|---|---|---|---|---|---|");
+    let mut storages = vec![WeightStorage::F32];
+    if bf16 {
+        storages.push(WeightStorage::Bf16);
+    }
+    if int8 {
+        storages.push(WeightStorage::Int8);
+    }
+    let row = |name: &str, g: &[f64]| {
+        let f = g[0];
+        let at = |st: WeightStorage| storages.iter().position(|&s| s == st).map(|i| g[i]);
+        let bcol = at(WeightStorage::Bf16).map_or("n/a (no bf16 kernel) | ".to_string(), |b| format!("{b:.0} | {:.2}", b / f));
+        let icol = match (at(WeightStorage::Int8), int8_peak) {
+            (Some(i), Some(p)) => format!("{i:.0} | {:.0} % | {:.2}", 100.0 * i / p, i / f),
+            _ => "n/a (no int8 kernel) | | ".to_string(),
+        };
+        println!("| {name} | {f:.0} | {:.0} % | {bcol} | {icol} |", 100.0 * f / peak);
+    };
+    let gemms = [("encoder FFN1 302x512x3200", 302, 512, 3200), ("encoder FFN2 302x3200x512", 302, 3200, 512), ("q/k/v/out proj 302x512x512", 302, 512, 512)];
+    for (name, m, k, n) in gemms {
+        let a = vec![0.5f32; m * k];
+        let mut c = vec![0.0f32; m * n];
+        let g: Vec<f64> = storages
+            .iter()
+            .map(|&st| {
+                let b = PackedB::from_fn_stored(k, n, isa.nr(), st, |p, j| ((p + j) % 7) as f32 * 0.1);
+                let ts: Vec<f64> = (0..15)
+                    .map(|_| {
+                        let s = Instant::now();
+                        gemm(isa, &MatrixA { data: &a, ld: k, m, k }, b.as_ref(), &mut c, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
+                        s.elapsed().as_secs_f64()
+                    })
+                    .collect();
+                2.0 * (m * k * n) as f64 / median(ts) / 1e9
+            })
+            .collect();
+        row(&format!("gemm {name}"), &g);
+    }
+    let convs = [("conv1 7x7/2 480x640x3->64", 480, 640, 3, 64, 7, 2, 3), ("layer1 3x3 120x160x64->64", 120, 160, 64, 64, 3, 1, 1), ("layer3 3x3 30x40x256->256", 30, 40, 256, 256, 3, 1, 1), ("layer4 3x3 15x20x512->512", 15, 20, 512, 512, 3, 1, 1)];
+    for (name, h, w, cin, cout, k, s, pad) in convs {
+        let g = ConvGeometry { in_h: h, in_w: w, cin, kh: k, kw: k, stride: s, pad, in_pad: pad };
+        let x = vec![0.3f32; g.input_len()];
+        let mut out = vec![0.0f32; g.out_h() * g.out_w() * cout];
+        let gf: Vec<f64> = storages
+            .iter()
+            .map(|&st| {
+                let b = PackedB::from_fn_stored(g.k(), cout, isa.nr(), st, |p, j| ((p + j) % 5) as f32 * 0.1);
+                let ts: Vec<f64> = (0..9)
+                    .map(|_| {
+                        let t0 = Instant::now();
+                        gemm(isa, &ConvA { input: &x, geom: g }, b.as_ref(), &mut out, RowMap::Strided { ld: cout }, Epilogue::default(), &Serial);
+                        t0.elapsed().as_secs_f64()
+                    })
+                    .collect();
+                2.0 * (g.out_h() * g.out_w() * cout * g.k()) as f64 / median(ts) / 1e9
+            })
+            .collect();
+        row(name, &gf);
+    }
 }
