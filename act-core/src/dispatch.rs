@@ -81,7 +81,11 @@ pub fn choose(isa: Isa, accept: Accuracy, shapes: &[(usize, usize, usize)]) -> K
     for (s, t) in cands.iter().zip(&times) {
         note.push_str(&alloc::format!(" {} {:.2}x f32", names(*s), times[0] / t));
     }
-    note.push_str(&alloc::format!("; running {}{missing}", names(cands[best])));
+    note.push_str(&alloc::format!("; running {}", names(cands[best])));
+    if cands[best] == WeightStorage::Int8 {
+        note.push_str(&alloc::format!(" ({} kernel)", isa.int8_kernel_name()));
+    }
+    note.push_str(&missing);
     KernelChoice { isa, storage: cands[best], note }
 }
 

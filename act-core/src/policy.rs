@@ -169,6 +169,9 @@ impl Policy {
             Ensembling::Coefficient(c) => Some(crate::ensemble::check_coefficient(c, config.chunk_size)?),
         };
         let kernels = match (options.accept, options.weights) {
+            (Accuracy::F32, WeightStorage::Int8) => {
+                KernelChoice { isa, storage: WeightStorage::Int8, note: format!("Int8 weights, as given in Options::weights ({} kernel)", isa.int8_kernel_name()) }
+            }
             (Accuracy::F32, storage) => KernelChoice { isa, storage, note: format!("{storage:?} weights, as given in Options::weights") },
             (accept, WeightStorage::F32) => {
                 let dim = config.dim_model;

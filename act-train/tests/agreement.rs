@@ -110,8 +110,8 @@ fn cfg_tokens(cfg: &ActConfig) -> usize {
     }).sum::<usize>()
 }
 
-/// int8 rounds weights per output channel and activations per row and k block to 8 bits (127
-/// levels against bf16's 8-bit mantissa), through every layer of the model.
+/// int8 rounds weights per output channel (255 levels) and activations per row and k block (256
+/// levels over their range) to 8 bits, through every layer of the model.
 const INT8_BOUND: f64 = 5e-2;
 
 fn check(cases: Vec<Case>) {
@@ -123,7 +123,7 @@ fn check(cases: Vec<Case>) {
             continue;
         }
         if case.storage == WeightStorage::Int8 && !act_core::Isa::detect().supports_int8() {
-            report.push_str(&format!("| {} | int8 compute | not run: no AVX-512 VNNI on this CPU | | |\n", case.name));
+            report.push_str(&format!("| {} | int8 compute | not run: no int8 kernel (AVX-512 VNNI or AVX2) on this CPU | | |\n", case.name));
             continue;
         }
         let (act, inter, rounded) = run_case(case, 100 + i as i64);

@@ -218,9 +218,10 @@ typedef enum act_precision {
   ACT_PRECISION_F16 = 4,
   /**
    * int8 compute: weights rounded to int8 per output channel, the inputs of every weight GEMM
-   * and convolution rounded to int8 per row and k block of 256 at run time, products summed
-   * exactly in int32 (`vpdpbusd`); ResNet's first convolution, the state projection and the
-   * action head stay f32. Needs AVX-512 VNNI; elsewhere opening fails with `ACT_ERR_CONFIG`.
+   * and convolution rounded to unsigned bytes over their range per row and k block of 256 at
+   * run time, products summed exactly in int32 (`vpdpbusd`, or `vpmaddwd` on AVX2 CPUs without
+   * VNNI); ResNet's first convolution, the state projection and the action head stay f32. Needs
+   * AVX-512 VNNI or AVX2; elsewhere opening fails with `ACT_ERR_CONFIG`.
    * Results within a few 1e-2 of f32.
    */
   ACT_PRECISION_INT8 = 5,

@@ -183,9 +183,6 @@ fn open_errors_are_statuses_with_messages() {
         #[cfg(target_arch = "aarch64")]
         (act_options { isa: act_isa::ACT_ISA_AVX2 as u32, ..d }, ACT_ERR_UNSUPPORTED, "Avx2 is not supported"),
         (act_options { precision: 8, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
-        // The scalar int8 kernel is a reference: forced, it opens; the AVX2 kernels have no int8.
-        #[cfg(target_arch = "x86_64")]
-        (act_options { precision: act_precision::ACT_PRECISION_INT8 as u32, isa: 2, ..d }, ACT_ERR_CONFIG, "VNNI"),
         // The scalar kernels have no bf16 path.
         (act_options { precision: act_precision::ACT_PRECISION_BF16 as u32, isa: 1, ..d }, ACT_ERR_CONFIG, "bf16"),
         (act_options { threads: 1000, ..d }, ACT_ERR_INVALID_ARGUMENT, "threads"),
@@ -230,7 +227,15 @@ fn open_errors_are_statuses_with_messages() {
         let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
         assert!(s == ACT_ERR_CONFIG && m.contains("FP16 arithmetic"), "{s:?}: {m}");
     }
-    // int8 compute opens exactly where the CPU has AVX-512 VNNI; act_policy_kernels reports it.
+    // int8 compute opens exactly where the CPU has an int8 kernel (AVX-512 VNNI, AVX2, the scalar
+    // reference when forced), on each such instruction set; act_policy_kernels reports it.
+    for isa in [act::Isa::Scalar, act::Isa::Avx2].into_iter().filter(|i| i.is_supported()) {
+        let code = if isa == act::Isa::Scalar { 1 } else { 2 };
+        let p = open_bytes(&bytes, Some(&act_options { precision: act_precision::ACT_PRECISION_INT8 as u32, isa: code, ..d })).unwrap();
+        let (k, note) = kernels(p);
+        assert_eq!((k.isa, k.precision), (code, act_precision::ACT_PRECISION_INT8 as u32), "{isa:?}: {note}");
+        free(p);
+    }
     let o = act_options { precision: act_precision::ACT_PRECISION_INT8 as u32, ..d };
     if act::Isa::detect().supports_int8() {
         let p = open_bytes(&bytes, Some(&o)).unwrap();
