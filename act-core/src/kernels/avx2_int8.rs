@@ -189,6 +189,39 @@ mod tests {
     use super::*;
     use crate::kernels::pack::int8_index;
 
+    /// The AVX2 quantisation helpers (the u8 one serves the AVX-VNNI kernel) against the formula
+    /// `clamp(round_ties_even(v * inv) + zero, 0, 255)` and a plain min / max, over lengths that
+    /// leave vector tails, values that clamp at both ends and exact ties.
+    #[test]
+    fn quantisation_helpers_follow_the_formula() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("note: no AVX2; the AVX2 quantisation helpers are not tested here");
+            return;
+        }
+        for n in [0usize, 1, 7, 8, 15, 16, 17, 37, 256] {
+            let src: Vec<f32> = (0..n).map(|i| (i as f32 - 11.0) * 0.75 + if i % 5 == 0 { 0.125 } else { 0.0 }).collect();
+            let (inv, zero) = (4.0f32, 30);
+            let want: Vec<i32> = src.iter().map(|&v| ((v * inv).round_ties_even() as i32 + zero).clamp(0, 255)).collect();
+            let (mut d8, mut d16) = (vec![0u8; n], vec![0u16; n]);
+            // SAFETY: AVX2 was detected.
+            let got_range = unsafe {
+                quantize(&src, inv, zero, &mut d8);
+                quantize_u16(&src, inv, zero, &mut d16);
+                min_max(&src)
+            };
+            assert_eq!(d8.iter().map(|&v| v as i32).collect::<Vec<_>>(), want, "u8, n = {n}");
+            assert_eq!(d16.iter().map(|&v| v as i32).collect::<Vec<_>>(), want, "u16, n = {n}");
+            let lo = src.iter().cloned().fold(f32::INFINITY, f32::min);
+            let hi = src.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(got_range, if n == 0 { (0.0, 0.0) } else { (lo, hi) }, "n = {n}");
+        }
+        let mut with_nan = vec![1.0f32; 20];
+        with_nan[17] = f32::NAN;
+        // SAFETY: AVX2 was detected.
+        let (lo, hi) = unsafe { min_max(&with_nan) };
+        assert!(lo.is_nan() && hi.is_nan());
+    }
+
     /// The tile against integer sums written out here over the packed layout, with rows longer
     /// than their k and zero points / scales that differ per row and column.
     #[test]
