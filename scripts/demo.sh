@@ -82,13 +82,27 @@ else
     step "policy: $CKPT/policy.safetensors already trained"
 fi
 
-step "evaluating with act-core: $ROLLOUTS rollouts, chunk execution (query every 100 steps)"
-"$BIN/act-sim" eval --ckpt "$CKPT/policy.safetensors" --task "$TASK" --num-rollouts "$ROLLOUTS" --video-dir "$RUN/videos" | tee "$RUN/eval_chunks.md"
-step "evaluating with act-core: $ROLLOUTS rollouts, temporal ensembling (query every step)"
-"$BIN/act-sim" eval --ckpt "$CKPT/policy.safetensors" --task "$TASK" --num-rollouts "$ROLLOUTS" --temporal-agg --video-dir "$RUN/videos_temporal_agg" | tee "$RUN/eval_temporal_agg.md"
+# Each table is written to a temporary file and renamed when complete, so an interrupted evaluation
+# leaves no partial table; a table newer than the policy is reused by the next run.
+evaluate() { # evaluate OUT.md DESCRIPTION act-sim-arguments...
+    local out=$1 what=$2
+    shift 2
+    if [ -s "$out" ] && [ "$out" -nt "$CKPT/policy.safetensors" ] && grep -q -E '^(success |wrote )' "$out"; then
+        step "$what: already evaluated, $out"
+        cat "$out"
+        return
+    fi
+    step "$what"
+    "$BIN/act-sim" "$@" | tee "$out.tmp"
+    mv "$out.tmp" "$out"
+}
+evaluate "$RUN/eval_chunks.md" "evaluating with act-core: $ROLLOUTS rollouts, chunk execution (query every 100 steps)" \
+    eval --ckpt "$CKPT/policy.safetensors" --task "$TASK" --num-rollouts "$ROLLOUTS" --video-dir "$RUN/videos"
+evaluate "$RUN/eval_temporal_agg.md" "evaluating with act-core: $ROLLOUTS rollouts, temporal ensembling (query every step)" \
+    eval --ckpt "$CKPT/policy.safetensors" --task "$TASK" --num-rollouts "$ROLLOUTS" --temporal-agg --video-dir "$RUN/videos_temporal_agg"
 if [ "$SNAP_ROLLOUTS" -gt 0 ] && [ -d "$CKPT/snapshots" ]; then
-    step "success over training time: every snapshot, $SNAP_ROLLOUTS rollouts, chunk execution"
-    "$BIN/act-sim" eval-snapshots --ckpt-dir "$CKPT" --task "$TASK" --num-rollouts "$SNAP_ROLLOUTS" | tee "$RUN/eval_snapshots.md"
+    evaluate "$RUN/eval_snapshots.md" "success over training time: every snapshot, $SNAP_ROLLOUTS rollouts, chunk execution" \
+        eval-snapshots --ckpt-dir "$CKPT" --task "$TASK" --num-rollouts "$SNAP_ROLLOUTS"
 fi
 
 step "done"
