@@ -29,7 +29,9 @@ case "$WHICH" in
         TASK=sim_insertion_scripted
         H=120 W=160
         CAMERAS=top
-        PRESET_ARGS=(--preset sim-small --steps 6000)
+        # The last weights, not the best validation loss's: on insertion those succeeded 36 %
+        # against 6 % (README).
+        PRESET_ARGS=(--preset sim-small --steps 6000 --export-weights last)
         ;;
     *)
         echo "demo.sh: unknown task $WHICH (transfer_cube or insertion)" >&2

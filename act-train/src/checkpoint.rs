@@ -15,6 +15,7 @@ use tch::{Device, Kind, Tensor};
 use crate::cli::TrainArgs;
 use crate::config::ActConfig;
 use crate::data::Split;
+use crate::ema::{EMA_PREFIX, Ema};
 use crate::export::{
     CheckpointForm, ExportOptions, NORM_ACTION_MEAN_KEY, NORM_ACTION_STD_KEY, RawTensor, STATE_MEAN_KEY,
     STATE_STD_KEY, Stats, UNNORM_ACTION_MEAN_KEY, UNNORM_ACTION_STD_KEY, WeightDtype, export_checkpoint,
@@ -187,9 +188,29 @@ impl TrainingCheckpoint {
 
     /// Copies the weights (every `model.*` variable) into `vs`.
     pub fn load_weights(&self, vs: &VarStore) -> Result<()> {
+        self.load_prefixed(vs, "")
+    }
+
+    /// True when the run kept an average of its weights (`--ema-decay`).
+    pub fn has_ema(&self) -> bool {
+        self.args.ema_decay.is_some()
+    }
+
+    /// Copies the averaged weights (`ema.model.*`) into `vs`.
+    pub fn load_ema_weights(&self, vs: &VarStore) -> Result<()> {
+        ensure!(self.has_ema(), "the checkpoint's run kept no average of its weights (no --ema-decay)");
+        self.load_prefixed(vs, EMA_PREFIX)
+    }
+
+    /// The weights a policy is exported from: the averaged ones when the run kept an average.
+    pub fn load_policy_weights(&self, vs: &VarStore) -> Result<()> {
+        if self.has_ema() { self.load_ema_weights(vs) } else { self.load_weights(vs) }
+    }
+
+    fn load_prefixed(&self, vs: &VarStore, prefix: &str) -> Result<()> {
         let st = SafeTensors::deserialize(&self.bytes).map_err(|e| anyhow!("{e}"))?;
         for (name, var) in model_variables(vs) {
-            let t = tensor_of(&st, &name)?;
+            let t = tensor_of(&st, &format!("{prefix}{name}"))?;
             ensure!(
                 t.size() == var.size(),
                 "checkpoint tensor {name} has shape {:?}, the model {:?}",
@@ -234,10 +255,20 @@ pub(crate) fn save_checkpoint(
     history: &[LossRow],
     n_episodes: usize,
     split: &Split,
+    ema: Option<&Ema>,
 ) -> Result<()> {
+    ensure!(
+        ema.is_some() == args.ema_decay.is_some(),
+        "internal: the run's --ema-decay and its averaged weights disagree"
+    );
     let mut tensors: Vec<(String, RawTensor)> = Vec::new();
     for (name, t) in model_variables(vs) {
         tensors.push((name, RawTensor::from_tensor(&t, WeightDtype::F32)));
+    }
+    if let Some(e) = ema {
+        for (name, t) in model_variables(&e.vs) {
+            tensors.push((format!("{EMA_PREFIX}{name}"), RawTensor::from_tensor(&t, WeightDtype::F32)));
+        }
     }
     for p in &opt.params {
         tensors.push((
@@ -286,11 +317,12 @@ pub(crate) fn save_checkpoint(
     write_atomic(path, &bytes).with_context(|| format!("writing checkpoint {}", path.display()))
 }
 
-/// Exports a training checkpoint (weights, config, statistics) to an act-core checkpoint form.
+/// Exports a training checkpoint (weights, config, statistics) to an act-core checkpoint form:
+/// the averaged weights when the run kept an average (`--ema-decay`), else the live ones.
 pub fn export_training_checkpoint(ckpt: &Path, out: &Path, form: CheckpointForm, opts: &ExportOptions) -> Result<()> {
     let c = TrainingCheckpoint::read(ckpt)?;
     let vs = VarStore::new(Device::Cpu);
     Act::new(&vs.root(), &c.config)?;
-    c.load_weights(&vs)?;
+    c.load_policy_weights(&vs)?;
     export_checkpoint(form, out, &vs, &c.config, &c.stats, opts)
 }

@@ -31,6 +31,15 @@ pub enum TrainPreset {
     Tiny,
 }
 
+/// Which training checkpoint the final policy is exported from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportWeights {
+    /// best.ckpt: the lowest validation loss (the last weights when no validation improved).
+    Best,
+    /// last.ckpt: the weights after the final step.
+    Last,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceArg {
     Cpu,
@@ -150,6 +159,16 @@ pub struct TrainCli {
     /// uses 10).
     #[arg(long)]
     pub clip_grad_norm: Option<f64>,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.999; warm-up
+    /// min(decay, (1+t)/(10+t)) after update t) and validate, snapshot and export the averaged
+    /// weights instead of the last ones. Off by default, as in ACT.
+    #[arg(long)]
+    pub ema_decay: Option<f64>,
+    /// Which weights become policy.safetensors at the end: best (lowest validation loss) or last
+    /// (the final step's). On insertion the validation loss picks poorly (README), so its
+    /// recipe exports the last weights.
+    #[arg(long, value_enum, default_value = "best")]
+    pub export_weights: ExportWeights,
     /// Validate every N epochs, or with --steps every N steps [default: every epoch; with
     /// --steps every 500 steps]. A validation pass also follows the last step.
     #[arg(long)]
@@ -219,6 +238,9 @@ pub struct TrainArgs {
     pub backbone_bn: BatchNormMode,
     pub clip_grad_norm: Option<f64>,
     pub val_every: ValEvery,
+    /// Absent in checkpoints written before the option existed: those kept no average.
+    #[serde(default)]
+    pub ema_decay: Option<f64>,
 }
 
 impl TrainArgs {
@@ -250,6 +272,7 @@ impl TrainArgs {
             backbone_bn: BatchNormMode::Frozen,
             clip_grad_norm: None,
             val_every: ValEvery::Epochs(1),
+            ema_decay: None,
         };
         match p {
             TrainPreset::Paper => base,
@@ -314,6 +337,9 @@ impl TrainArgs {
         }
         if cli.clip_grad_norm.is_some() {
             self.clip_grad_norm = cli.clip_grad_norm;
+        }
+        if cli.ema_decay.is_some() {
+            self.ema_decay = cli.ema_decay;
         }
         if let Some(s) = &cli.image_size {
             self.image_size = parse_hw(s)?;
@@ -380,6 +406,9 @@ impl TrainArgs {
         }
         if let Some(c) = self.clip_grad_norm {
             ensure!(c > 0.0, "--clip-grad-norm must be positive");
+        }
+        if let Some(d) = self.ema_decay {
+            ensure!(d > 0.0 && d < 1.0, "--ema-decay must be in (0, 1), got {d}");
         }
         Ok(())
     }

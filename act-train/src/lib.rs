@@ -1,7 +1,7 @@
 //! act-train: the ACT model in tch (libtorch) with LeRobot's parameter names, and export to the
 //! checkpoint forms act-core reads (docs/CHECKPOINT.md); the trainer: its command line ([`cli`]),
 //! loop ([`train`]), loss ([`loss`]), checkpoints ([`checkpoint`]), data pipeline ([`data`]),
-//! optimizer ([`optim`]), curves ([`plot`]) and throughput benchmark ([`bench`]).
+//! optimizer ([`optim`]), weight average ([`ema`]), curves ([`plot`]) and throughput benchmark ([`bench`]).
 
 pub mod backbone_weights;
 pub mod bench;
@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod ema;
 pub mod export;
 pub mod loss;
 pub mod model;

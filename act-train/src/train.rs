@@ -22,12 +22,13 @@ use crate::backbone_weights::load_backbone_weights;
 use crate::checkpoint::{
     BEST_CKPT, LAST_CKPT, RunState, TrainingCheckpoint, export_training_checkpoint, save_checkpoint,
 };
-use crate::cli::{TrainArgs, TrainCli, TrainPreset};
+use crate::cli::{ExportWeights, TrainArgs, TrainCli, TrainPreset};
 use crate::config::ActConfig;
 use crate::data::{
     Batch, Dataset, JobKind, Loader, Schedule, TAG_INIT, TAG_TORCH_STEP, TAG_TORCH_VAL, compute_stats, derive_seed,
     split_episodes, steps_per_epoch,
 };
+use crate::ema::Ema;
 use crate::export::{CheckpointForm, ExportOptions, export_checkpoint};
 use crate::loss::{LossRow, act_loss, write_losses_csv};
 use crate::model::{Act, normalize_image_u8};
@@ -228,6 +229,15 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
             }
         }
     }
+    // The average starts from the weights as they are now (initial or resumed), then takes the
+    // resumed run's average.
+    let mut ema = match args.ema_decay {
+        Some(d) => Some(Ema::new(&vs, &cfg, d, args.backbone_bn)?),
+        None => None,
+    };
+    if let (Some(c), Some(e)) = (&resumed, &ema) {
+        c.load_ema_weights(&e.vs)?;
+    }
     eprintln!(
         "{} episodes ({} train, {} val), {} steps per epoch, {} steps, model dim {} ff {} enc {} dec {} chunk {}, \
          images {}x{}, backbone BatchNorm {:?}, {} trainable tensors on {:?}",
@@ -293,8 +303,8 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
         }
     };
 
-    let save = |path: &Path, opt: &AdamW, state: &RunState, history: &[LossRow]| -> Result<()> {
-        save_checkpoint(path, &vs, opt, &cfg, &args, &stats, state, history, n_eps, &split)
+    let save = |path: &Path, opt: &AdamW, state: &RunState, history: &[LossRow], ema: Option<&Ema>| -> Result<()> {
+        save_checkpoint(path, &vs, opt, &cfg, &args, &stats, state, history, n_eps, &split, ema)
     };
     let write_curves = |history: &[LossRow]| -> Result<()> {
         write_losses_csv(&dir.join(LOSSES_CSV), history)?;
@@ -341,6 +351,9 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
                     opt.clip_grad_norm(c);
                 }
                 opt.step();
+                if let Some(e) = &mut ema {
+                    e.update(opt.t);
+                }
                 history.push(LossRow {
                     step,
                     epoch,
@@ -369,7 +382,9 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
                     let path = snapshot_path(dir, state.step);
                     std::fs::create_dir_all(path.parent().expect("snapshot dir"))
                         .with_context(|| format!("creating {}", path.display()))?;
-                    export_checkpoint(CheckpointForm::Single, &path, &vs, &cfg, &stats, &ExportOptions::default())
+                    // The averaged weights when the run keeps an average: what the policy will be.
+                    let weights = ema.as_ref().map_or(&vs, |e| &e.vs);
+                    export_checkpoint(CheckpointForm::Single, &path, weights, &cfg, &stats, &ExportOptions::default())
                         .with_context(|| format!("writing snapshot {}", path.display()))?;
                 }
                 let ckpt_due = state.step == total_steps
@@ -381,16 +396,18 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
                     ckpt_after_val = ckpt_due;
                     val_sum = (0.0, 0.0, 0.0, 0);
                 } else if ckpt_due {
-                    save(&last_path, &opt, &state, &history)?;
+                    save(&last_path, &opt, &state, &history, ema.as_ref())?;
                     write_curves(&history)?;
                     last_saved_step = Some(state.step);
                 }
             }
             JobKind::Val { step, last, .. } => {
                 tch::manual_seed(derive_seed(args.seed, TAG_TORCH_VAL, step) as i64);
+                // Validation judges the weights that would be exported.
+                let judged = ema.as_ref().map_or(&model, |e| &e.model);
                 let (l1v, klv, lv) = tch::no_grad(|| {
                     let (qpos, images, actions, is_pad) = batch_tensors(&batch, &cfg, device);
-                    let (a_hat, mu, logvar) = model.forward_train(&qpos, &images, &actions, &is_pad, false);
+                    let (a_hat, mu, logvar) = judged.forward_train(&qpos, &images, &actions, &is_pad, false);
                     let (loss, l1, kl) = act_loss(&a_hat, &actions, &is_pad, &mu, &logvar, args.kl_weight, args.loss);
                     (l1.double_value(&[]), kl.double_value(&[]), loss.double_value(&[]))
                 });
@@ -421,10 +438,10 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
                     if improved {
                         state.best_val = Some(row.loss);
                         state.best_step = Some(state.step);
-                        save(&best_path, &opt, &state, &history)?;
+                        save(&best_path, &opt, &state, &history, ema.as_ref())?;
                     }
                     if ckpt_after_val {
-                        save(&last_path, &opt, &state, &history)?;
+                        save(&last_path, &opt, &state, &history, ema.as_ref())?;
                         write_curves(&history)?;
                         last_saved_step = Some(state.step);
                         ckpt_after_val = false;
@@ -444,12 +461,16 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
     );
     pb.finish_and_clear();
     if last_saved_step != Some(state.step) {
-        save(&last_path, &opt, &state, &history)?;
+        save(&last_path, &opt, &state, &history, ema.as_ref())?;
     }
     write_curves(&history)?;
 
-    // Export the best weights (by validation loss), else the last ones.
-    let src = if best_path.exists() { &best_path } else { &last_path };
+    // Export the best weights (by validation loss; the last ones when none was saved), or the
+    // last ones, as asked; the averaged weights where the run keeps an average.
+    let src = match cli.export_weights {
+        ExportWeights::Best if best_path.exists() => &best_path,
+        _ => &last_path,
+    };
     let policy_file = dir.join(POLICY_FILE);
     export_training_checkpoint(src, &policy_file, CheckpointForm::Single, &ExportOptions::default())?;
     export_training_checkpoint(src, &dir.join(POLICY_DIR), CheckpointForm::Dir, &ExportOptions::default())?;

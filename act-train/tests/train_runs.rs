@@ -399,3 +399,88 @@ fn zero_backbone_lr_freezes_its_batchnorm_too() {
     let err = a.apply(&parse(&["--lr-backbone", "0", "--backbone-bn", "batch"])).unwrap_err().to_string();
     assert!(err.contains("--lr-backbone 0") && err.contains("--backbone-bn batch"), "{err}");
 }
+
+/// Every `model.*` tensor of a training checkpoint, live or averaged, as f32 values by name.
+fn checkpoint_weights(c: &TrainingCheckpoint, averaged: bool) -> std::collections::HashMap<String, Vec<f32>> {
+    let vs = VarStore::new(Device::Cpu);
+    Act::new(&vs.root(), &c.config).unwrap();
+    if averaged {
+        c.load_ema_weights(&vs).unwrap();
+    } else {
+        c.load_weights(&vs).unwrap();
+    }
+    vs.variables()
+        .into_iter()
+        .map(|(k, t)| {
+            let v = t.to_kind(Kind::Float).contiguous().view([-1]);
+            (k, Vec::<f32>::try_from(&v).unwrap())
+        })
+        .collect()
+}
+
+/// `--ema-decay`: the averaged weights follow `ema_t = d_t ema_(t-1) + (1 - d_t) w_t` with
+/// `d_t = min(decay, (1 + t) / (10 + t))` (checked by hand between two checkpoints), resume
+/// exactly, and are what the policy is exported from (`--export-weights last` here).
+#[test]
+fn weight_average_follows_its_formula_resumes_and_is_exported() {
+    let _guard = lock();
+    let dir = tmpdir("ema");
+    let data = dir.join("data");
+    write_dataset(&data, 4, 20, 64, 64).unwrap();
+    let common = [
+        "--val-every", "100", "--batch-size", "2", "--seed", "5", "--backbone-bn", "batch", "--ema-decay", "0.25",
+    ];
+    let mut full_args = common.to_vec();
+    full_args.extend(["--steps", "3"]);
+    train::run(&cli(&data, &dir.join("full"), &full_args)).unwrap();
+
+    let part = dir.join("part");
+    let mut a1 = common.to_vec();
+    a1.extend(["--steps", "2"]);
+    train::run(&cli(&data, &part, &a1)).unwrap();
+    let c2 = TrainingCheckpoint::read(&part.join(LAST_CKPT)).unwrap();
+    assert_eq!(c2.state.step, 2);
+    let e2 = checkpoint_weights(&c2, true);
+    // An average cannot be added to a run that kept none, nor a decay outside (0, 1) given.
+    let plain = dir.join("plain");
+    train::run(&cli(&data, &plain, &["--steps", "1", "--val-every", "100"])).unwrap();
+    let err = train::run(&cli(&data, &plain, &["--resume", "--steps", "2", "--ema-decay", "0.5"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("differ"), "{err}");
+    let err = train::run(&cli(&data, &dir.join("bad"), &["--steps", "1", "--ema-decay", "1.5"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--ema-decay"), "{err}");
+
+    train::run(&cli(&data, &part, &["--resume", "--steps", "3", "--export-weights", "last"])).unwrap();
+    let c3 = TrainingCheckpoint::read(&part.join(LAST_CKPT)).unwrap();
+    assert_eq!((c3.state.step, c3.state.adam_t), (3, 3));
+    let (w3, e3) = (checkpoint_weights(&c3, false), checkpoint_weights(&c3, true));
+    let d3 = f64::min(0.25, 4.0 / 13.0);
+    let mut moved = 0.0f64;
+    for (k, e) in &e3 {
+        let (prev, live) = (&e2[k], &w3[k]);
+        for i in 0..e.len() {
+            let want = d3 * prev[i] as f64 + (1.0 - d3) * live[i] as f64;
+            assert!((e[i] as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()), "{k}[{i}]: {} vs {want}", e[i]);
+            moved = moved.max((e[i] - live[i]).abs() as f64);
+        }
+    }
+    assert!(moved > 1e-6, "the average equals the live weights");
+    // The uninterrupted run reached the same average.
+    let full = checkpoint_weights(&TrainingCheckpoint::read(&dir.join("full").join(LAST_CKPT)).unwrap(), true);
+    for (k, e) in &e3 {
+        let worst = e.iter().zip(&full[k]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-6, "{k}: resumed average differs by {worst}");
+    }
+    // The exported policy holds the averaged weights (LeRobot names are the VarStore's).
+    let bytes = std::fs::read(part.join(train::POLICY_FILE)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let key = "model.action_head.weight";
+    let v = st.tensor(key).unwrap();
+    let exported: Vec<f32> = v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    assert_eq!(exported, e3[key]);
+    assert_ne!(exported, w3[key]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
