@@ -64,7 +64,7 @@ pub fn choose(isa: Isa, accept: Accuracy, shapes: &[(usize, usize, usize)]) -> K
         missing.push_str("; bf16: no AVX-512 BF16 / Arm BF16 kernel");
     }
     if accept == Accuracy::Int8 && !cands.contains(&WeightStorage::Int8) {
-        missing.push_str(&alloc::format!("; int8: needs {}", isa.int8_requirement()));
+        missing.push_str(&alloc::format!("; int8: needs {}", Isa::INT8_REQUIREMENT));
     }
     let times = measure(isa, &cands, shapes);
     let Some(times) = times else {

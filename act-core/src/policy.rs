@@ -207,7 +207,7 @@ impl Policy {
         if options.weights == WeightStorage::Int8 && !isa.supports_int8() {
             return Err(config_err(
                 "weights",
-                format!("the int8 compute path needs {}; the {isa:?} kernels on this CPU lack it", isa.int8_requirement()),
+                format!("the int8 compute path needs {}; the {isa:?} kernels on this CPU lack it", Isa::INT8_REQUIREMENT),
             ));
         }
         let weights = load_weights(&store, &config, Packing { isa, storage: options.weights })?;

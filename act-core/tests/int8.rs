@@ -100,6 +100,25 @@ fn int8_gemm_matches_the_specified_quantisation() {
     }
 }
 
+/// Activations near f32's limit whose range overflows f32 (max - min > 3.4e38) still quantise to
+/// a finite scale, and the product keeps int8-sized accuracy (it used to come out NaN).
+#[test]
+fn int8_activations_whose_range_overflows_f32_stay_finite() {
+    let mut rng = Rng(7);
+    let (m, k, n) = (3, 40, 9);
+    let a: Vec<f32> = rng.vec(m * k).iter().map(|v| v * 3.0e38).collect();
+    let b: Vec<f32> = rng.vec(k * n).iter().map(|v| v * 1e-3).collect();
+    let want = exact(&a, &b, m, k, n);
+    for isa in int8_isas() {
+        let packed = PackedB::from_fn_stored(k, n, isa.nr(), WeightStorage::Int8, |p, j| b[p * n + j]);
+        let mut c = vec![f32::NAN; m * n];
+        gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
+        assert!(c.iter().all(|v| v.is_finite()), "{isa:?}: non-finite output {c:?}");
+        let e = rel_err(&c, &want);
+        assert!(e < 3e-2, "{isa:?}: error {e} against f32");
+    }
+}
+
 /// The implicit im2col of the padded image, written out: row r = output pixel, (ky, kx, ci).
 fn im2col(x: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());

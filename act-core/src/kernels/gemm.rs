@@ -381,24 +381,23 @@ impl<'b, K: Int8Kernel> Int8Rows<'b, K> {
 /// outputs are non-finite too (the policy reports them) rather than silently finite.
 pub(crate) fn int8_range(lo: f32, hi: f32) -> (f32, i32, f32) {
     // Checked before widening to 0: f32::min / max would drop a NaN.
-    if lo.is_nan() || hi.is_nan() {
+    if lo.is_nan() || hi.is_nan() || lo.is_infinite() || hi.is_infinite() {
         return (f32::NAN, 0, 0.0);
     }
     let (lo, hi) = (lo.min(0.0), hi.max(0.0));
     let range = hi - lo;
-    if !range.is_finite() {
-        return (f32::NAN, 0, 0.0);
-    }
     if range == 0.0 {
         return (0.0, 0, 0.0);
     }
-    let inv = 255.0 / range;
+    // Finite bounds whose difference overflows (beyond ~1.7e38 each way) still have a finite
+    // scale: computed from the halves' sum, (hi/2 - lo/2) / 127.5.
+    let (scale, inv) = if range.is_finite() { (range / 255.0, 255.0 / range) } else { ((hi * 0.5 - lo * 0.5) / 127.5, 127.5 / (hi * 0.5 - lo * 0.5)) };
     if !inv.is_finite() {
         // A subnormal range: the values are zero for every purpose.
         return (0.0, 0, 0.0);
     }
     let zero = super::pack::round_ties_even_small(-lo * inv) as i32;
-    (range / 255.0, zero, inv)
+    (scale, zero, inv)
 }
 
 impl<K: Int8Kernel> TileSource for Int8Rows<'_, K> {

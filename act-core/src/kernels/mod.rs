@@ -151,10 +151,8 @@ impl Isa {
         }
     }
 
-    /// The instructions the int8 path needs, for error messages and notes.
-    pub fn int8_requirement(self) -> &'static str {
-        "AVX-512 VNNI (vpdpbusd, with AVX-512BW) or AVX2"
-    }
+    /// The instructions the int8 path needs (any ISA), for error messages and notes.
+    pub const INT8_REQUIREMENT: &'static str = "AVX-512 VNNI (vpdpbusd, with AVX-512BW) or AVX2";
 
     /// The int8 kernel `self` runs, for `Policy::kernels` notes.
     pub fn int8_kernel_name(self) -> &'static str {
