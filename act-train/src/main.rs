@@ -98,7 +98,8 @@ enum Command {
     /// statistics as a checkpoint.
     Export {
         /// A training checkpoint (last.ckpt / best.ckpt) to export; its config and statistics are
-        /// used, and --preset/--cameras/--image-size/--seed are ignored. Without it: a random model.
+        /// used, and --preset/--cameras/--image-size/--seed are ignored; a run trained with
+        /// --ema-decay exports its averaged weights. Without it: a random model.
         #[arg(long)]
         ckpt: Option<PathBuf>,
         /// Output file (single form) or directory (dir form).
