@@ -66,6 +66,9 @@ impl DeviceArg {
 /// `act-train train`. Hyperparameters left out take the preset's value; on `--resume` they come
 /// from the checkpoint, and giving one that differs is an error.
 #[derive(Args, Clone, Debug)]
+// A flag given twice takes its last value, so scripts can append to a recipe's flags
+// (`ACT_TRAIN_ARGS="--steps 10000" scripts/demo.sh insertion`, whose recipe has --steps 6000).
+#[command(args_override_self = true)]
 pub struct TrainCli {
     /// Directory holding the episodes: episode_<i>.hdf5 in the original ACT layout.
     #[arg(long)]

@@ -398,6 +398,10 @@ fn zero_backbone_lr_freezes_its_batchnorm_too() {
     let mut a = TrainArgs::preset(TrainPreset::SimSmall);
     let err = a.apply(&parse(&["--lr-backbone", "0", "--backbone-bn", "batch"])).unwrap_err().to_string();
     assert!(err.contains("--lr-backbone 0") && err.contains("--backbone-bn batch"), "{err}");
+    // A flag given twice takes its last value (scripts append to a recipe's flags).
+    let mut a = TrainArgs::preset(TrainPreset::SimSmall);
+    a.apply(&parse(&["--steps", "6000", "--lr", "1e-3", "--steps", "10000"])).unwrap();
+    assert_eq!((a.steps, a.lr), (Some(10000), 1e-3));
 }
 
 /// Every `model.*` tensor of a training checkpoint, live or averaged, as f32 values by name.
