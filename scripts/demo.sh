@@ -12,6 +12,7 @@
 #   ACT_TRAIN_ARGS="--steps 8000" scripts/demo.sh    # extra act-train flags
 #   ACT_EVAL_ROLLOUTS=20 scripts/demo.sh
 #   ACT_SNAPSHOT_ROLLOUTS=0 scripts/demo.sh  # skip evaluating the snapshots (default 20 rollouts each)
+#   ACT_CAMERAS=top,angle scripts/demo.sh insertion   # cameras recorded and seen by the model
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WHICH="${1:-transfer_cube}"
@@ -38,6 +39,7 @@ case "$WHICH" in
         exit 2
         ;;
 esac
+CAMERAS="${ACT_CAMERAS:-$CAMERAS}"
 case "$SEED" in ''|*[!0-9]*) echo "demo.sh: ACT_SEED must be a number, got $SEED" >&2; exit 2;; esac
 DEFAULT_RUN="runs/${WHICH}_cpu"
 if [ "$SEED" != 0 ]; then DEFAULT_RUN="${DEFAULT_RUN}_seed$SEED"; fi

@@ -134,8 +134,10 @@ pub struct TrainCli {
     /// Seed of the initialisation, the train/val split, sampling, dropout and CVAE noise.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Cameras the model sees, comma-separated, in model order [default: top].
-    #[arg(long, value_delimiter = ',')]
+    /// Cameras the model sees, comma-separated, in model order [default: top]. Given twice, the
+    /// last list wins like every other flag (clap's default for a list is to append, which made
+    /// `--camera-names top --camera-names top,angle` train on top, top and angle).
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set)]
     pub camera_names: Option<Vec<String>>,
     /// Model input size HxW for every camera; frames of another size are resized on load (area
     /// averaging for integer factors, else bilinear) [default: the preset's].
@@ -402,6 +404,14 @@ impl TrainArgs {
             "--image-size must be at least 32x32 (ResNet-18 downsamples by 32)"
         );
         ensure!(!self.camera_names.is_empty(), "--camera-names is empty");
+        for (i, c) in self.camera_names.iter().enumerate() {
+            ensure!(!c.is_empty(), "--camera-names {} has an empty name", self.camera_names.join(","));
+            ensure!(
+                !self.camera_names[..i].contains(c),
+                "--camera-names {} lists camera {c:?} twice; each camera once",
+                self.camera_names.join(",")
+            );
+        }
         match (self.steps, self.num_epochs) {
             (Some(s), _) => ensure!(s >= 1, "--steps must be >= 1"),
             (None, Some(e)) => ensure!(e >= 1, "--num-epochs must be >= 1"),

@@ -319,7 +319,12 @@ impl ActConfig {
             self.action_dim() > 0,
             "output_features lacks {ACTION_KEY} with shape [action_dim]"
         );
-        for (k, f) in &self.input_features.0 {
+        for (i, (k, f)) in self.input_features.0.iter().enumerate() {
+            // `Features` is a Vec, so only parsing rejects a repeated key; a builder must not make one.
+            ensure!(
+                !self.input_features.0[..i].iter().any(|(e, _)| e == k),
+                "input feature {k} appears twice"
+            );
             if f.kind == "VISUAL" {
                 ensure!(
                     k.starts_with(IMAGE_PREFIX),

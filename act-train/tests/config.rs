@@ -105,6 +105,10 @@ fn presets_and_cameras() {
     assert_eq!(two.state_dim(), 14);
     let back = ActConfig::from_json(&two.to_json().unwrap()).unwrap();
     assert_eq!(back.cameras(), two.cameras());
+    // The same camera twice is refused by validation, not only when the JSON is read back.
+    let twice = t.clone().with_cameras(&[("top", 64, 64), ("top", 64, 64)]);
+    let err = twice.validate().unwrap_err().to_string();
+    assert!(err.contains("observation.images.top appears twice"), "{err}");
 
     let bad = ActConfig {
         n_heads: 3,

@@ -376,15 +376,17 @@ fn nan_loss_stops_with_the_step_and_keeps_checkpoints() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `act-train train` flags with placeholder directories, for tests of flag handling only.
+fn parse(extra: &[&str]) -> act_train::cli::TrainCli {
+    let mut args = vec!["t", "--dataset-dir", "d", "--ckpt-dir", "c"];
+    args.extend_from_slice(extra);
+    Wrap::try_parse_from(args).unwrap().t
+}
+
 #[test]
 fn zero_backbone_lr_freezes_its_batchnorm_too() {
     use act_train::model::backbone::BatchNormMode;
     use act_train::cli::{TrainArgs, TrainPreset};
-    let parse = |extra: &[&str]| {
-        let mut args = vec!["t", "--dataset-dir", "d", "--ckpt-dir", "c"];
-        args.extend_from_slice(extra);
-        Wrap::try_parse_from(args).unwrap().t
-    };
     // sim-small trains the backbone's BatchNorm on batch statistics by default ...
     let mut a = TrainArgs::preset(TrainPreset::SimSmall);
     assert_eq!(a.backbone_bn, BatchNormMode::Batch);
@@ -398,10 +400,25 @@ fn zero_backbone_lr_freezes_its_batchnorm_too() {
     let mut a = TrainArgs::preset(TrainPreset::SimSmall);
     let err = a.apply(&parse(&["--lr-backbone", "0", "--backbone-bn", "batch"])).unwrap_err().to_string();
     assert!(err.contains("--lr-backbone 0") && err.contains("--backbone-bn batch"), "{err}");
-    // A flag given twice takes its last value (scripts append to a recipe's flags).
+}
+
+#[test]
+fn a_flag_given_twice_takes_its_last_value_and_cameras_are_unique() {
+    use act_train::cli::{TrainArgs, TrainPreset};
+    // Scripts append to a recipe's flags (ACT_TRAIN_ARGS in demo.sh).
     let mut a = TrainArgs::preset(TrainPreset::SimSmall);
     a.apply(&parse(&["--steps", "6000", "--lr", "1e-3", "--steps", "10000"])).unwrap();
     assert_eq!((a.steps, a.lr), (Some(10000), 1e-3));
+    // So does a list: demo.sh passes the recipe's --camera-names top before ACT_TRAIN_ARGS.
+    let mut a = TrainArgs::preset(TrainPreset::SimSmall);
+    a.apply(&parse(&["--camera-names", "top", "--camera-names", "top,angle"])).unwrap();
+    assert_eq!(a.camera_names, ["top", "angle"]);
+    a.validate().unwrap();
+    // A camera listed twice would silently train two backbones on the same frames: refused.
+    let mut a = TrainArgs::preset(TrainPreset::SimSmall);
+    a.apply(&parse(&["--camera-names", "top,angle,top"])).unwrap();
+    let err = a.validate().unwrap_err().to_string();
+    assert!(err.contains("\"top\" twice"), "{err}");
 }
 
 /// Every `model.*` tensor of a training checkpoint, live or averaged, as f32 values by name.
