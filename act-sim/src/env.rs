@@ -80,7 +80,11 @@ pub struct CameraRenderer {
 impl CameraRenderer {
     pub fn new(model: &MjModel, cameras: &[String], height: usize, width: usize) -> Result<Self> {
         let mut cams = Vec::new();
-        for c in cameras {
+        for (i, c) in cameras.iter().enumerate() {
+            // Twice the same camera would write one HDF5 dataset twice (an error mid-recording).
+            if cameras[..i].contains(c) {
+                bail!("camera {c:?} is listed twice; each camera once");
+            }
             let cam = model.camera(c).ok_or_else(|| {
                 anyhow!("unknown camera {c:?}; the scene has {}", CAMERAS.join(", "))
             })?;

@@ -184,6 +184,9 @@ fn unknown_task_and_camera_are_errors() {
     assert!(Task::from_name("sim_folding").is_err());
     let e = JointEnv::new(Task::TransferCube, &["nope".to_string()], 48, 64).err().unwrap().to_string();
     assert!(e.contains("unknown camera"), "{e}");
+    let twice = ["top".to_string(), "angle".to_string(), "top".to_string()];
+    let e = JointEnv::new(Task::TransferCube, &twice, 48, 64).err().unwrap().to_string();
+    assert!(e.contains("\"top\" is listed twice"), "{e}");
 }
 
 #[test]
