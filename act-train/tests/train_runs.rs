@@ -419,6 +419,11 @@ fn a_flag_given_twice_takes_its_last_value_and_cameras_are_unique() {
     a.apply(&parse(&["--camera-names", "top,angle,top"])).unwrap();
     let err = a.validate().unwrap_err().to_string();
     assert!(err.contains("\"top\" twice"), "{err}");
+    // An empty name (a stray comma) is refused too, before any episode is read.
+    let mut a = TrainArgs::preset(TrainPreset::SimSmall);
+    a.apply(&parse(&["--camera-names", "top,,angle"])).unwrap();
+    let err = a.validate().unwrap_err().to_string();
+    assert!(err.contains("top,,angle has an empty name"), "{err}");
 }
 
 /// Every `model.*` tensor of a training checkpoint, live or averaged, as f32 values by name.
