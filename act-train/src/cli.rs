@@ -169,6 +169,11 @@ pub struct TrainCli {
     /// weights instead of the last ones. Off by default, as in ACT.
     #[arg(long)]
     pub ema_decay: Option<f64>,
+    /// Move each training image by a random offset of up to N pixels (at the model's image size)
+    /// in each direction, border replicated (DrQ's random shift; validation images are not
+    /// moved). Off by default, as in ACT, whose backbone starts from ImageNet weights.
+    #[arg(long, value_name = "N")]
+    pub augment_shift: Option<usize>,
     /// Which weights become policy.safetensors at the end: best (lowest validation loss) or last
     /// (the final step's). On insertion the validation loss picks poorly (README), so its
     /// recipe exports the last weights.
@@ -246,6 +251,9 @@ pub struct TrainArgs {
     /// Absent in checkpoints written before the option existed: those kept no average.
     #[serde(default)]
     pub ema_decay: Option<f64>,
+    /// Absent in checkpoints written before the option existed: those did not augment.
+    #[serde(default)]
+    pub augment_shift: usize,
 }
 
 impl TrainArgs {
@@ -278,6 +286,7 @@ impl TrainArgs {
             clip_grad_norm: None,
             val_every: ValEvery::Epochs(1),
             ema_decay: None,
+            augment_shift: 0,
         };
         match p {
             TrainPreset::Paper => base,
@@ -345,6 +354,9 @@ impl TrainArgs {
         }
         if cli.ema_decay.is_some() {
             self.ema_decay = cli.ema_decay;
+        }
+        if let Some(n) = cli.augment_shift {
+            self.augment_shift = n;
         }
         if let Some(s) = &cli.image_size {
             self.image_size = parse_hw(s)?;
@@ -423,6 +435,13 @@ impl TrainArgs {
         if let Some(d) = self.ema_decay {
             ensure!(d > 0.0 && d < 1.0, "--ema-decay must be in (0, 1), got {d}");
         }
+        let (h, w) = self.image_size;
+        ensure!(
+            (self.augment_shift as i64) * 4 <= h.min(w),
+            "--augment-shift {} is more than a quarter of the {h}x{w} images; shifts that large mostly show \
+             replicated border",
+            self.augment_shift
+        );
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use ndarray::{Array2, Array3};
 
+use crate::augment::shift_batch;
 use crate::export::Stats;
 
 // ---------------------------------------------------------------------------------------------
@@ -57,6 +58,7 @@ pub const TAG_VAL: u64 = 3;
 pub const TAG_TORCH_STEP: u64 = 4;
 pub const TAG_TORCH_VAL: u64 = 5;
 pub const TAG_INIT: u64 = 6;
+pub const TAG_AUGMENT: u64 = 7;
 
 /// A seed for `(run seed, purpose, index)`, well mixed.
 pub fn derive_seed(seed: u64, tag: u64, index: u64) -> u64 {
@@ -677,6 +679,10 @@ pub struct Loader {
     pub stats: Stats,
     /// Bytes of resized frames kept in memory (frames are cached as they are first read).
     pub cache_bytes: usize,
+    /// Training images move by up to this many pixels (`augment::shift_batch`); 0: none.
+    pub augment_shift: usize,
+    /// The run seed, for the shifts.
+    pub seed: u64,
 }
 
 struct LoaderState {
@@ -746,6 +752,9 @@ impl Loader {
             for (c, img) in images.iter_mut().enumerate() {
                 img.extend_from_slice(&self.frame(st, e, c, t)?);
             }
+        }
+        if let JobKind::Train { step, .. } = kind {
+            shift_batch(&mut images, &self.model_hw, b, self.augment_shift, self.seed, step);
         }
         Ok(Batch {
             kind,

@@ -1,8 +1,9 @@
 //! act-train: the ACT model in tch (libtorch) with LeRobot's parameter names, and export to the
 //! checkpoint forms act-core reads (docs/CHECKPOINT.md); the trainer: its command line ([`cli`]),
-//! loop ([`train`]), loss ([`loss`]), checkpoints ([`checkpoint`]), data pipeline ([`data`]),
+//! loop ([`train`]), loss ([`loss`]), checkpoints ([`checkpoint`]), data pipeline ([`data`], [`augment`]),
 //! optimizer ([`optim`]), weight average ([`ema`]), curves ([`plot`]) and throughput benchmark ([`bench`]).
 
+pub mod augment;
 pub mod backbone_weights;
 pub mod bench;
 pub mod checkpoint;

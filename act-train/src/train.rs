@@ -240,7 +240,7 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
     }
     eprintln!(
         "{} episodes ({} train, {} val), {} steps per epoch, {} steps, model dim {} ff {} enc {} dec {} chunk {}, \
-         images {}x{}, backbone BatchNorm {:?}, {} trainable tensors on {:?}",
+         images {}x{}{}, backbone BatchNorm {:?}, {} trainable tensors on {:?}",
         n_eps,
         split.train.len(),
         split.val.len(),
@@ -253,6 +253,7 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
         cfg.chunk_size,
         args.image_size.0,
         args.image_size.1,
+        if args.augment_shift > 0 { format!(" (random shift up to {} px)", args.augment_shift) } else { String::new() },
         args.backbone_bn,
         opt.params.len(),
         device
@@ -270,6 +271,8 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
         chunk: cfg.chunk_size as usize,
         stats: stats.clone(),
         cache_bytes: (cli.cache_mb as usize) << 20,
+        augment_shift: args.augment_shift,
+        seed: args.seed,
     };
     let schedule = Schedule::new(
         split.clone(),

@@ -92,8 +92,11 @@ fn resume_equals_uninterrupted() {
     let dir = tmpdir("resume");
     let data = dir.join("data");
     write_dataset(&data, 4, 20, 64, 64).unwrap();
-    // Batch-mode BatchNorm: its running statistics must resume exactly too.
-    let common = ["--val-every", "4", "--batch-size", "2", "--seed", "3", "--backbone-bn", "batch"];
+    // Batch-mode BatchNorm: its running statistics must resume exactly too; so must the random
+    // shifts of the training images.
+    let common = [
+        "--val-every", "4", "--batch-size", "2", "--seed", "3", "--backbone-bn", "batch", "--augment-shift", "3",
+    ];
     let mut full_args = common.to_vec();
     // Snapshots in the uninterrupted run only: exporting them must not change what it computes.
     full_args.extend(["--steps", "8", "--snapshot-every", "4"]);
@@ -269,6 +272,7 @@ fn bad_input_gives_clear_errors() {
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     expect_err(&empty, &ck, &quick, &["no episode_<i>.hdf5"]);
+    expect_err(&empty, &ck, &["--steps", "2", "--augment-shift", "17"], &["--augment-shift 17", "64x64"]);
 
     let corrupt = dir.join("corrupt");
     write_dataset(&corrupt, 2, 10, 64, 64).unwrap();

@@ -1,8 +1,10 @@
 //! Trainer pieces against hand computations: statistics, loss, sampling/padding, split, resize,
-//! AdamW, the loader thread (resize on load), backbone weight loading.
+//! AdamW, the loader thread (resize on load, random shifts of training images only), backbone
+//! weight loading.
 
 use std::path::PathBuf;
 
+use act_train::augment::{shift_replicate, shifts_for_step};
 use act_train::data::*;
 use act_train::export::Stats;
 use act_train::model::Act;
@@ -226,6 +228,8 @@ fn loader_thread_resizes_and_matches_sampler() {
         chunk: 5,
         stats: stats.clone(),
         cache_bytes: 1 << 20,
+        augment_shift: 0,
+        seed: 0,
     };
     let sched = Schedule::new(split.clone(), ds.lens(), 0, 2, 3, ValEvery::Steps(2), 0, 0, 0);
     let plan: Vec<_> = sched.clone().collect();
@@ -250,6 +254,86 @@ fn loader_thread_resizes_and_matches_sampler() {
             assert_eq!(&b.qpos[k * 14..(k + 1) * 14], &qpos_at(&ds.episodes[e], t, &stats)[..]);
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn random_shift_matches_hand_computation() {
+    // A 3x4 image whose pixel (y, x) holds 10*y + x in every channel.
+    let src: Vec<u8> = (0..3).flat_map(|y| (0..4).flat_map(move |x| [10 * y + x; 3])).collect();
+    let mut dst = vec![0u8; src.len()];
+    let red = |d: &[u8]| d.iter().step_by(3).copied().collect::<Vec<u8>>();
+    // Down one row, left one column: dst(y, x) = src(min(y + 1, 2), max(x - 1, 0)).
+    shift_replicate(&src, 3, 4, 1, -1, &mut dst);
+    assert_eq!(red(&dst), vec![10, 10, 11, 12, 20, 20, 21, 22, 20, 20, 21, 22]);
+    // Up two rows, right two columns: dst(y, x) = src(max(y - 2, 0), min(x + 2, 3)).
+    shift_replicate(&src, 3, 4, -2, 2, &mut dst);
+    assert_eq!(red(&dst), vec![2, 3, 3, 3, 2, 3, 3, 3, 2, 3, 3, 3]);
+    shift_replicate(&src, 3, 4, 0, 0, &mut dst);
+    assert_eq!(dst, src);
+}
+
+#[test]
+fn random_shifts_cover_the_range_and_follow_seed_and_step() {
+    let s = shifts_for_step(0, 7, 200, 2, 3);
+    assert_eq!(s.len(), 400);
+    for v in -3..=3isize {
+        assert!(s.iter().any(|&(dy, _)| dy == v), "dy {v} never drawn");
+        assert!(s.iter().any(|&(_, dx)| dx == v), "dx {v} never drawn");
+    }
+    assert!(s.iter().all(|&(dy, dx)| dy.abs() <= 3 && dx.abs() <= 3));
+    assert_eq!(s, shifts_for_step(0, 7, 200, 2, 3), "not a function of (seed, step)");
+    assert_ne!(s, shifts_for_step(0, 8, 200, 2, 3), "two steps drew the same shifts");
+    assert_ne!(s, shifts_for_step(1, 7, 200, 2, 3), "two seeds drew the same shifts");
+}
+
+#[test]
+fn loader_shifts_training_images_only() {
+    let dir = tmpdir("loader-shift");
+    for i in 0..3 {
+        SyntheticEpisode::new(12, 32, 48, i).write(&dir.join(format!("episode_{i}.hdf5"))).unwrap();
+    }
+    let ds = Dataset::open(&dir, &["top".to_string()]).unwrap();
+    let stats = compute_stats(&ds.episodes, Normalization::Act);
+    let loader = Loader {
+        episodes: std::sync::Arc::new(ds.episodes.clone()),
+        cameras: ds.cameras.clone(),
+        file_hw: ds.file_hw.clone(),
+        model_hw: vec![(32, 48)],
+        chunk: 5,
+        stats,
+        cache_bytes: 1 << 20,
+        augment_shift: 4,
+        seed: 5,
+    };
+    let sched = Schedule::new(split_episodes(3, 5), ds.lens(), 5, 2, 3, ValEvery::Steps(2), 0, 0, 0);
+    let plan: Vec<_> = sched.clone().collect();
+    let (rx, h) = loader.spawn(sched, 2);
+    let batches: Vec<Batch> = rx.iter().map(|b| b.unwrap()).collect();
+    h.join().unwrap();
+    let n = 32 * 48 * 3;
+    let mut moved = 0;
+    for (b, (kind, samples)) in batches.iter().zip(&plan) {
+        let shifts = match *kind {
+            JobKind::Train { step, .. } => Some(shifts_for_step(5, step, samples.len(), 1, 4)),
+            JobKind::Val { .. } => None,
+        };
+        for (k, &(e, t)) in samples.iter().enumerate() {
+            let images = SyntheticEpisode::new(12, 32, 48, e as u64).images();
+            let frame: Vec<u8> = images.slice(ndarray::s![t, .., .., ..]).iter().copied().collect();
+            let got = &b.images[0][k * n..(k + 1) * n];
+            match &shifts {
+                None => assert_eq!(got, &frame[..], "a validation image was shifted"),
+                Some(s) => {
+                    let mut want = vec![0u8; n];
+                    shift_replicate(&frame, 32, 48, s[k].0, s[k].1, &mut want);
+                    assert_eq!(got, &want[..], "training image {k} of step {kind:?}");
+                    moved += (got != &frame[..]) as usize;
+                }
+            }
+        }
+    }
+    assert!(moved > 0, "no training image moved");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
