@@ -296,7 +296,7 @@ fn run(cli: Cli) -> Result<()> {
             let report = evaluate(be.as_mut(), &ec, |i, r| {
                 successes += (r.max_reward >= 4) as usize;
                 let stage = if r.max_reward == 0 { "nothing" } else { stages[r.max_reward as usize - 1] };
-                pb.println(format!("rollout {i:>3} seed {}: max reward {} ({stage}), return {}", r.seed, r.max_reward, r.episode_return));
+                progress_line(&pb, format!("rollout {i:>3} seed {}: max reward {} ({stage}), return {}", r.seed, r.max_reward, r.episode_return));
                 pb.set_message(format!("success {successes}/{}", i + 1));
                 pb.inc(1);
             })?;
@@ -351,6 +351,16 @@ fn querying(ckpt: &Path, temporal_agg: bool, coeff: Option<f32>, every: Option<u
     Ok(Querying::Every(k))
 }
 
+/// A line above the progress bar; on plain stdout when the bar is hidden (output not a terminal),
+/// where `ProgressBar::println` would drop it and a logged run that stops early would lose it.
+fn progress_line(pb: &ProgressBar, line: String) {
+    if pb.is_hidden() {
+        println!("{line}");
+    } else {
+        pb.println(line);
+    }
+}
+
 fn eval_snapshots(dir: &Path, task: &str, n: usize, temporal_agg: bool, seed: u64, from_step: u64, max_steps: Option<usize>) -> Result<()> {
     let task = Task::from_name(task)?;
     if n == 0 {
@@ -373,7 +383,7 @@ fn eval_snapshots(dir: &Path, task: &str, n: usize, temporal_agg: bool, seed: u6
         pb.set_message(format!("step {}", s.step));
         let report = evaluate(&mut be, &ec, |_, _| pb.inc(1))?;
         let k = report.reached(4);
-        pb.println(format!("step {:>6}: success {}", s.step, act_sim::stats::rate_with_interval(k, n)));
+        progress_line(&pb, format!("step {:>6}: success {}", s.step, act_sim::stats::rate_with_interval(k, n)));
         points.push(point(s.step, series, k, n));
         // Rollouts reaching each earlier stage: where a policy that does not succeed yet stops.
         let reached: Vec<usize> = (1..4).map(|stage| report.reached(stage)).collect();
