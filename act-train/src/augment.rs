@@ -1,8 +1,9 @@
 //! Random-shift image augmentation for training batches (DrQ, Kostrikov et al. 2020,
 //! <https://arxiv.org/abs/2004.13649>, section 3.1: pad by N pixels replicating the border, crop
 //! back at a random offset). ACT itself does not augment; its backbone starts from ImageNet
-//! weights. Ours starts from scratch on 40 training episodes and overfits them (README,
-//! insertion), which is what random shifts are known to counter for from-scratch encoders.
+//! weights. Ours starts from scratch on 40 training episodes, where random shifts are the usual
+//! remedy for overfitting encoders; on insertion they lowered success (README), so no recipe
+//! uses them.
 //!
 //! The shift of each image is drawn from a generator seeded by (run seed, step), so a resumed run
 //! shifts exactly as an uninterrupted one would. Validation batches are never shifted.
