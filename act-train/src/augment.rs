@@ -8,7 +8,7 @@
 //! The shift of each image is drawn from a generator seeded by (run seed, step), so a resumed run
 //! shifts exactly as an uninterrupted one would. Validation batches are never shifted.
 
-use crate::data::{Rng, TAG_AUGMENT, derive_seed};
+use crate::rng::{Rng, TAG_AUGMENT, derive_seed};
 
 /// Writes into `dst` the `h x w` RGB image `src` moved by (`dy`, `dx`) pixels: `dst(y, x) =
 /// src(clamp(y + dy), clamp(x + dx))`, i.e. the crop at offset (`dy + N`, `dx + N`) of `src`

@@ -1,7 +1,7 @@
 //! act-train: the ACT model in tch (libtorch) with LeRobot's parameter names, and export to the
 //! checkpoint forms act-core reads (docs/CHECKPOINT.md); the trainer: its command line ([`cli`]),
 //! loop ([`train`]), loss ([`loss`]), checkpoints ([`checkpoint`]), data pipeline ([`data`], [`augment`]),
-//! optimizer ([`optim`]), weight average ([`ema`]), curves ([`plot`]) and throughput benchmark ([`bench`]).
+//! optimizer ([`optim`]), random numbers ([`rng`]), weight average ([`ema`]), curves ([`plot`]) and throughput benchmark ([`bench`]).
 
 pub mod augment;
 pub mod backbone_weights;
@@ -19,6 +19,7 @@ pub mod optim;
 pub mod plot;
 pub mod random_export;
 pub mod reference;
+pub mod rng;
 pub mod synthetic;
 pub mod train;
 
