@@ -65,22 +65,16 @@ impl Task {
     }
 }
 
-/// Small deterministic generator (SplitMix64) for seeded object placement.
-pub struct Rng(u64);
+/// Seeded object placement: act-train's SplitMix64 ([`act_train::rng::Rng`]), keyed apart from
+/// the trainer's seeds by a constant.
+pub struct Rng(act_train::rng::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        Rng(act_train::rng::Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B))
     }
     /// Uniform in [lo, hi).
     pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+        self.0.uniform(lo, hi)
     }
 }

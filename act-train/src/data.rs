@@ -17,8 +17,7 @@ use ndarray::{Array2, Array3};
 
 use crate::augment::shift_batch;
 use crate::export::Stats;
-// The trainer's random numbers live in `rng`; re-exported where they were first defined.
-pub use crate::rng::{Rng, TAG_AUGMENT, TAG_EPOCH, TAG_INIT, TAG_SPLIT, TAG_TORCH_STEP, TAG_TORCH_VAL, TAG_VAL, derive_seed};
+use crate::rng::{Rng, TAG_EPOCH, TAG_SPLIT, TAG_VAL, derive_seed};
 
 // ---------------------------------------------------------------------------------------------
 // Episodes

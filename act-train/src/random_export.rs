@@ -8,12 +8,13 @@ use tch::nn::VarStore;
 
 use crate::config::ActConfig;
 use crate::export::{CheckpointForm, ExportOptions, Stats, export_checkpoint};
-use crate::model::{Act, SplitMix64, randomize_for_tests};
+use crate::model::{Act, randomize_for_tests};
+use crate::rng::Rng;
 
 /// Random statistics from `seed`: means U[-1, 1], stds U[0.05, 1] (so > 0.01), `std_eps` 0
 /// (the original's clipped statistics).
 pub fn random_stats(cfg: &ActConfig, seed: i64) -> Stats {
-    let mut rng = SplitMix64(seed as u64);
+    let mut rng = Rng(seed as u64);
     let (s, a) = (cfg.state_dim() as usize, cfg.action_dim() as usize);
     Stats {
         state_mean: rng.uniform_vec(s, -1.0, 1.0),

@@ -1,4 +1,7 @@
-//! The trainer's random numbers: a SplitMix64 generator and the seeds it is started from.
+//! act-train's random numbers: a SplitMix64 generator and the seeds the trainer starts it from.
+//! The generator also fills test models and statistics (`model::randomize`, `random_export`),
+//! and act-sim places its objects with it: values that depend only on the seed, not on
+//! libtorch's global generator (shared by tests running in parallel threads) or its version.
 
 /// SplitMix64: a small counter-based generator. Every random choice of the trainer is drawn from
 /// a generator seeded by [`derive_seed`] from the run seed and a position (epoch, step), so the
@@ -13,6 +16,28 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1) with 53 bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next_f64()
+    }
+
+    /// `n` draws uniform in [lo, hi), as f32.
+    pub fn uniform_vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi) as f32).collect()
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.next_f64(); // (0, 1]
+        let u2 = self.next_f64();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
 
     /// Uniform in `0..n` (n > 0), by 128-bit multiply (Lemire, without the rejection step; the

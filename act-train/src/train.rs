@@ -24,15 +24,13 @@ use crate::checkpoint::{
 };
 use crate::cli::{ExportWeights, TrainArgs, TrainCli, TrainPreset};
 use crate::config::ActConfig;
-use crate::data::{
-    Batch, Dataset, JobKind, Loader, Schedule, TAG_INIT, TAG_TORCH_STEP, TAG_TORCH_VAL, compute_stats, derive_seed,
-    split_episodes, steps_per_epoch,
-};
+use crate::data::{Batch, Dataset, JobKind, Loader, Schedule, compute_stats, split_episodes, steps_per_epoch};
 use crate::ema::Ema;
 use crate::export::{CheckpointForm, ExportOptions, export_checkpoint};
 use crate::loss::{LossRow, act_loss, write_losses_csv};
 use crate::model::{Act, normalize_image_u8};
 use crate::optim::AdamW;
+use crate::rng::{TAG_INIT, TAG_TORCH_STEP, TAG_TORCH_VAL, derive_seed};
 use crate::plot::write_loss_curve;
 
 pub const LOSSES_CSV: &str = "losses.csv";

@@ -8,7 +8,7 @@ pub mod randomize;
 pub mod transformer;
 
 pub use act::{Act, ActOutputs};
-pub use randomize::{RandomFill, SplitMix64, random_fill_for, randomize_for_tests};
+pub use randomize::{RandomFill, random_fill_for, randomize_for_tests};
 
 use tch::{Kind, Tensor};
 

@@ -4,6 +4,8 @@
 use tch::Tensor;
 use tch::nn::VarStore;
 
+use crate::rng::Rng;
+
 /// How one variable is filled by [`randomize_for_tests`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RandomFill {
@@ -69,48 +71,12 @@ pub fn random_fill_for(name: &str, shape: &[i64]) -> RandomFill {
     panic!("randomize_for_tests: no rule for {name} {shape:?}");
 }
 
-/// A small deterministic generator (SplitMix64) so that the random values depend only on the
-/// seed: not on libtorch's global generator (which tests running in parallel threads share),
-/// the device, or the libtorch version.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 53 bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.next_f64()
-    }
-
-    /// Standard normal (Box-Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.next_f64(); // (0, 1]
-        let u2 = self.next_f64();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-
-    pub fn uniform_vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(lo, hi) as f32).collect()
-    }
-}
-
 /// Gives every variable of `vs` deterministic random values (see [`random_fill_for`]), drawn in
-/// sorted name order from [`SplitMix64`] seeded with `seed`, so the values depend only on the
+/// sorted name order from [`Rng`] (SplitMix64) seeded with `seed`, so the values depend only on the
 /// seed (thread-safe: libtorch's global generator is not used). Variables whose names do not
 /// start with `model.` are left alone.
 pub fn randomize_for_tests(vs: &VarStore, seed: i64) {
-    let mut rng = SplitMix64(seed as u64 ^ 0x05EE_DAC7_0000_0000);
+    let mut rng = Rng(seed as u64 ^ 0x05EE_DAC7_0000_0000);
     let vars = vs.variables();
     let mut names: Vec<&String> = vars.keys().filter(|n| n.starts_with("model.")).collect();
     names.sort();
