@@ -210,27 +210,38 @@ fn resize_area_and_bilinear() {
     assert_eq!(up.iter().step_by(3).copied().collect::<Vec<_>>(), vec![0, 25, 75, 100]);
 }
 
-#[test]
-fn loader_thread_resizes_and_matches_sampler() {
-    let dir = tmpdir("loader");
+/// Three synthetic episodes at `h x w` in a fresh directory, opened with camera `top`.
+fn synthetic_dataset(name: &str, h: usize, w: usize) -> (PathBuf, Dataset) {
+    let dir = tmpdir(name);
     for i in 0..3 {
-        SyntheticEpisode::new(12, 64, 96, i).write(&dir.join(format!("episode_{i}.hdf5"))).unwrap();
+        SyntheticEpisode::new(12, h, w, i).write(&dir.join(format!("episode_{i}.hdf5"))).unwrap();
     }
     let ds = Dataset::open(&dir, &["top".to_string()]).unwrap();
-    assert_eq!(ds.file_hw, vec![(64, 96)]);
-    let stats = compute_stats(&ds.episodes, Normalization::Act);
-    let split = split_episodes(3, 0);
-    let loader = Loader {
+    (dir, ds)
+}
+
+/// A loader for `ds` at 32x48, chunk 5.
+fn loader_32x48(ds: &Dataset, stats: Stats, augment_shift: usize, seed: u64) -> Loader {
+    Loader {
         episodes: std::sync::Arc::new(ds.episodes.clone()),
         cameras: ds.cameras.clone(),
         file_hw: ds.file_hw.clone(),
         model_hw: vec![(32, 48)],
         chunk: 5,
-        stats: stats.clone(),
+        stats,
         cache_bytes: 1 << 20,
-        augment_shift: 0,
-        seed: 0,
-    };
+        augment_shift,
+        seed,
+    }
+}
+
+#[test]
+fn loader_thread_resizes_and_matches_sampler() {
+    let (dir, ds) = synthetic_dataset("loader", 64, 96);
+    assert_eq!(ds.file_hw, vec![(64, 96)]);
+    let stats = compute_stats(&ds.episodes, Normalization::Act);
+    let split = split_episodes(3, 0);
+    let loader = loader_32x48(&ds, stats.clone(), 0, 0);
     let sched = Schedule::new(split.clone(), ds.lens(), 0, 2, 3, ValEvery::Steps(2), 0, 0, 0);
     let plan: Vec<_> = sched.clone().collect();
     let (rx, h) = loader.spawn(sched, 2);
@@ -289,23 +300,8 @@ fn random_shifts_cover_the_range_and_follow_seed_and_step() {
 
 #[test]
 fn loader_shifts_training_images_only() {
-    let dir = tmpdir("loader-shift");
-    for i in 0..3 {
-        SyntheticEpisode::new(12, 32, 48, i).write(&dir.join(format!("episode_{i}.hdf5"))).unwrap();
-    }
-    let ds = Dataset::open(&dir, &["top".to_string()]).unwrap();
-    let stats = compute_stats(&ds.episodes, Normalization::Act);
-    let loader = Loader {
-        episodes: std::sync::Arc::new(ds.episodes.clone()),
-        cameras: ds.cameras.clone(),
-        file_hw: ds.file_hw.clone(),
-        model_hw: vec![(32, 48)],
-        chunk: 5,
-        stats,
-        cache_bytes: 1 << 20,
-        augment_shift: 4,
-        seed: 5,
-    };
+    let (dir, ds) = synthetic_dataset("loader-shift", 32, 48);
+    let loader = loader_32x48(&ds, compute_stats(&ds.episodes, Normalization::Act), 4, 5);
     let sched = Schedule::new(split_episodes(3, 5), ds.lens(), 5, 2, 3, ValEvery::Steps(2), 0, 0, 0);
     let plan: Vec<_> = sched.clone().collect();
     let (rx, h) = loader.spawn(sched, 2);
