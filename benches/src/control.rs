@@ -2,6 +2,42 @@
 //! loop that times each step.
 use std::time::{Duration, Instant};
 
+/// Checks the command line before anything is measured: `--help` or `-h` prints `usage` and
+/// exits; a flag that is neither one of `value_flags` (followed by a value) nor one of
+/// `switches`, or a value flag at the end of the line, is an error naming it. Without this a
+/// mistyped flag was ignored and a long run measured the defaults.
+pub fn check_args(usage: &str, value_flags: &[&str], switches: &[&str]) -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        // Not println!: a closed pipe (`report --help | head`) must not panic.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{usage}");
+        std::process::exit(0);
+    }
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if value_flags.contains(&a) {
+            anyhow::ensure!(i + 1 < args.len(), "{a} needs a value\n\n{usage}");
+            i += 2;
+        } else if switches.contains(&a) {
+            i += 1;
+        } else {
+            anyhow::bail!("unknown argument {a:?}\n\n{usage}");
+        }
+    }
+    Ok(())
+}
+
+/// `flag`'s value parsed as a `T`, `default` when the flag is absent; an error naming the flag and
+/// the value when it does not parse.
+pub fn parsed_arg<T: std::str::FromStr>(flag: &str, default: T) -> anyhow::Result<T> {
+    match arg(flag) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| anyhow::anyhow!("{flag} {v:?}: not a valid {}", std::any::type_name::<T>())),
+    }
+}
+
 /// The value after flag `name` on the command line.
 pub fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

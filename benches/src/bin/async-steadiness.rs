@@ -4,13 +4,12 @@
 //! call, chunks received, steps served per chunk, staleness of the executed actions, held steps.
 //! The synchronous step (same policy, same pacing) is the comparison row.
 //!
-//! cargo run --release -p act-benches --bin async-steadiness -- [--size default] [--threads 2]
-//!     [--steps 1000] [--hz 50] [--realtime PRIORITY]
+//! Flags: `USAGE` below (`async-steadiness --help`).
 //!
 //! `--realtime P` also runs each asynchronous row with the control loop (the thread calling
 //! `step`) under `SCHED_FIFO` at P and the inference thread and workers under normal scheduling,
 //! as a robot would: the kernel then never makes the step wait for a query's threads.
-use act_benches::control::{arg, control_loop, percentile};
+use act_benches::control::{arg, check_args, control_loop, percentile};
 use act_benches::Pair;
 use act_core::{Alignment, AsyncOptions, AsyncPolicy, Blend, Ensembling, Options};
 use anyhow::Context;
@@ -22,7 +21,14 @@ fn row(name: &str, ms: Vec<f64>, extra: &str) {
     println!("| {name} | {med:.3} ms | {p99:.3} ms | {max:.3} ms | {extra} |");
 }
 
+const USAGE: &str = "\
+async-steadiness: the asynchronous step call's time while queries run in the background
+
+cargo run --release -p act-benches --bin async-steadiness -- [--size default] [--threads 2]
+    [--steps 1000] [--hz 50] [--realtime PRIORITY]";
+
 fn main() -> anyhow::Result<()> {
+    check_args(USAGE, &["--size", "--threads", "--steps", "--hz", "--realtime"], &[])?;
     let size = arg("--size").unwrap_or_else(|| "default".into());
     let threads: usize = arg("--threads").map_or(Ok(2), |t| t.parse()).context("--threads")?;
     let steps: usize = arg("--steps").map_or(Ok(1000), |t| t.parse()).context("--steps")?;

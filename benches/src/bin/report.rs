@@ -2,11 +2,7 @@
 //! same weights (interleaved in one process, so both see the same machine noise), at 1 and 2
 //! threads; kernel efficiency against the measured FMA peak; steadiness of 1000 steps.
 //!
-//! cargo run --release -p act-benches --bin report -- [--sizes tiny,small,default,aloha4]
-//!     [--threads 1,2] [--reps N] [--storage-size default|none] [--steady-size small]
-//!     [--steady-steps 1000] [--steady-libtorch] [--steady-realtime PRIORITY] [--no-kernels]
-//!     [--gap-ms 50] [--precision-sizes tiny,small,default] [--steady-precisions bf16,int8]
-//!     [--libtorch-bf16 auto|on|off]
+//! Flags: `USAGE` below (`report --help`).
 //!
 //! The first line names the CPU and its relevant flags. libtorch bf16 is timed only where the CPU
 //! has bf16 hardware (`auto`); elsewhere oneDNN emulates it, tens of times slower than f32.
@@ -14,7 +10,7 @@
 //! `--steady-realtime P` adds steadiness rows for a paced control loop (one step per period, 85 %
 //! of it busy) under normal scheduling and with the caller and act-core's workers under
 //! `SCHED_FIFO` at priority P (needs root or CAP_SYS_NICE).
-use act_benches::control::{arg, control_loop, median, percentile};
+use act_benches::control::{arg, check_args, control_loop, median, parsed_arg, percentile};
 use act_benches::peak::{fma_peak_gflops, int8_peak_gops_on};
 use act_benches::Pair;
 use anyhow::Context;
@@ -61,11 +57,32 @@ fn floor_steps(threads: usize, median_ms: f64, steps: usize, priority: Option<u8
     }))
 }
 
+const USAGE: &str = "\
+report: act-core against libtorch on the same weights (medians and ratios, one process)
+
+cargo run --release -p act-benches --bin report -- [--sizes tiny,small,default,aloha4]
+    [--threads 1,2] [--reps N] [--storage-size default|none] [--steady-size small]
+    [--steady-steps 1000] [--steady-libtorch] [--steady-realtime PRIORITY] [--no-kernels]
+    [--gap-ms 50] [--precision-sizes tiny,small,default|none] [--steady-precisions bf16,int8]
+    [--libtorch-bf16 auto|on|off]
+
+An empty --sizes '' skips the first table; --steady-steps 0 skips the steadiness table.";
+
 fn main() -> anyhow::Result<()> {
-    // Parsed before any measuring, so a bad value fails at once.
+    // Checked and parsed before any measuring, so a bad flag or value fails at once.
+    check_args(
+        USAGE,
+        &["--sizes", "--threads", "--reps", "--storage-size", "--steady-size", "--steady-steps", "--steady-realtime", "--gap-ms", "--precision-sizes", "--steady-precisions", "--libtorch-bf16"],
+        &["--steady-libtorch", "--no-kernels"],
+    )?;
     let realtime: Option<u8> = arg("--steady-realtime").map(|p| p.parse().with_context(|| format!("--steady-realtime {p}: a SCHED_FIFO priority, 1..=99"))).transpose()?;
     let sizes = arg("--sizes").unwrap_or_else(|| "tiny,small,default,aloha4".into());
-    let threads: Vec<usize> = arg("--threads").unwrap_or_else(|| "1,2".into()).split(',').map(|s| s.trim().parse().unwrap()).collect();
+    let threads = arg("--threads").unwrap_or_else(|| "1,2".into());
+    let threads: Vec<usize> = threads.split(',').map(|s| s.trim().parse().ok().filter(|&t| t > 0)).collect::<Option<_>>().with_context(|| format!("--threads {threads}: thread counts such as 1,2"))?;
+    let gap = std::time::Duration::from_millis(parsed_arg("--gap-ms", 50)?);
+    let reps_flag: Option<usize> = arg("--reps").map(|_| parsed_arg("--reps", 0)).transpose()?;
+    anyhow::ensure!(reps_flag != Some(0), "--reps 0: at least one timed call per runtime");
+    let steps: usize = parsed_arg("--steady-steps", 1000)?;
     let peak = fma_peak_gflops();
     println!("Machine: {}, {} cores, FMA peak {peak:.0} GFLOP/s per core (measured), act-core ISA {:?}\n", act_benches::host::describe(), std::thread::available_parallelism()?.get(), Isa::detect());
 
@@ -75,11 +92,10 @@ fn main() -> anyhow::Result<()> {
     // call made right after the other runtime's would share its cores with those spinners. So
     // each runtime is timed warm, in steady back-to-back use, and both still see the same noise.
     const BLOCK: usize = 4;
-    let gap = std::time::Duration::from_millis(arg("--gap-ms").map(|g| g.parse().unwrap()).unwrap_or(50));
     println!("| size | threads | act-core median | libtorch median | act-core / libtorch |");
     println!("|---|---|---|---|---|");
     for size in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let reps: usize = arg("--reps").map(|r| r.parse().unwrap()).unwrap_or_else(|| default_reps(size));
+        let reps = reps_flag.unwrap_or_else(|| default_reps(size));
         for &t in &threads {
             tch::set_num_threads(t as i32);
             let mut pair = Pair::new(size, &Options { threads: t, ..Default::default() })?;
@@ -130,7 +146,7 @@ fn main() -> anyhow::Result<()> {
     let storage_size = arg("--storage-size").unwrap_or_else(|| "default".into());
     if storage_size != "none" {
         println!("\n| weights ({storage_size}, 1 thread; Bf16 = the bf16 compute path) | packed weight memory | act-core median |\n|---|---|---|");
-        let reps: usize = arg("--reps").map(|r| r.parse().unwrap()).unwrap_or_else(|| default_reps(&storage_size));
+        let reps = reps_flag.unwrap_or_else(|| default_reps(&storage_size));
         let mut storages = vec![WeightStorage::F32, WeightStorage::F16];
         if Isa::detect().supports_bf16() {
             storages.push(WeightStorage::Bf16);
@@ -159,7 +175,6 @@ fn main() -> anyhow::Result<()> {
     }
 
     let steady_size = arg("--steady-size").unwrap_or_else(|| "small".into());
-    let steps: usize = arg("--steady-steps").map(|s| s.parse().unwrap()).unwrap_or(1000);
     if steps > 0 {
         // libtorch runs the same number of consecutive forward passes right after, as a measure of
         // how steady this machine itself is at that thread count. Each step also records how long
