@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use tch::Device;
 
 use crate::config::ActConfig;
-use crate::data::{Normalization, ValEvery, steps_per_epoch};
+use crate::data::{Normalization, steps_per_epoch};
+use crate::loader::ValEvery;
 use crate::loss::LossKind;
 use crate::model::backbone::BatchNormMode;
 

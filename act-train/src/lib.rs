@@ -1,6 +1,6 @@
 //! act-train: the ACT model in tch (libtorch) with LeRobot's parameter names, and export to the
 //! checkpoint forms act-core reads (docs/CHECKPOINT.md); the trainer: its command line ([`cli`]),
-//! loop ([`train`]), loss ([`loss`]), checkpoints ([`checkpoint`]), data pipeline ([`data`], [`augment`]),
+//! loop ([`train`]), loss ([`loss`]), checkpoints ([`checkpoint`]), data pipeline ([`data`], [`loader`], [`augment`]),
 //! optimizer ([`optim`]), random numbers ([`rng`]), weight average ([`ema`]), curves ([`plot`]) and throughput benchmark ([`bench`]).
 
 pub mod augment;
@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod loader;
 pub mod ema;
 pub mod export;
 pub mod loss;

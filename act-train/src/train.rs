@@ -24,7 +24,8 @@ use crate::checkpoint::{
 };
 use crate::cli::{ExportWeights, TrainArgs, TrainCli, TrainPreset};
 use crate::config::ActConfig;
-use crate::data::{Batch, Dataset, JobKind, Loader, Schedule, compute_stats, split_episodes, steps_per_epoch};
+use crate::data::{Dataset, compute_stats, split_episodes, steps_per_epoch};
+use crate::loader::{Batch, JobKind, Loader, Schedule};
 use crate::ema::Ema;
 use crate::export::{CheckpointForm, ExportOptions, export_checkpoint};
 use crate::loss::{LossRow, act_loss, write_losses_csv};

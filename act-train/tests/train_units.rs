@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use act_train::augment::{shift_replicate, shifts_for_step};
 use act_train::data::*;
+use act_train::loader::*;
 use act_train::export::Stats;
 use act_train::model::Act;
 use act_train::optim::AdamW;
