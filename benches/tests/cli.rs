@@ -29,6 +29,7 @@ fn unknown_flags_and_bad_values_are_errors_naming_them() {
         (&["--reps", "0"][..], "--reps 0"),
         (&["--gap-ms", "soon"][..], "--gap-ms \"soon\""),
         (&["--steady-steps", "-1"][..], "--steady-steps \"-1\""),
+        (&["--steady-precisions", "bf16,fp8"][..], "--steady-precisions fp8"),
     ] {
         let (ok, stdout, stderr) = run(report, args);
         assert!(!ok, "report {args:?} succeeded");

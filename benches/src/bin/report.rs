@@ -83,6 +83,17 @@ fn main() -> anyhow::Result<()> {
     let reps_flag: Option<usize> = arg("--reps").map(|_| parsed_arg("--reps", 0)).transpose()?;
     anyhow::ensure!(reps_flag != Some(0), "--reps 0: at least one timed call per runtime");
     let steps: usize = parsed_arg("--steady-steps", 1000)?;
+    let steady_precisions: Vec<(&str, WeightStorage)> = arg("--steady-precisions")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| match name {
+            "bf16" => Ok(("bf16", WeightStorage::Bf16)),
+            "int8" => Ok(("int8", WeightStorage::Int8)),
+            other => Err(anyhow::anyhow!("--steady-precisions {other}: bf16 or int8")),
+        })
+        .collect::<anyhow::Result<_>>()?;
     let peak = fma_peak_gflops();
     println!("Machine: {}, {} cores, FMA peak {peak:.0} GFLOP/s per core (measured), act-core ISA {:?}\n", act_benches::host::describe(), std::thread::available_parallelism()?.get(), Isa::detect());
 
@@ -220,12 +231,7 @@ fn main() -> anyhow::Result<()> {
             let ours = control_loop(steps, None, || pair.policy.step(&qpos, &views, &mut action).unwrap());
             rows("act-core", t, &ours);
             // The lower-precision compute paths asked for with --steady-precisions bf16,int8.
-            for name in arg("--steady-precisions").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let weights = match name {
-                    "bf16" => WeightStorage::Bf16,
-                    "int8" => WeightStorage::Int8,
-                    other => anyhow::bail!("--steady-precisions {other}: bf16 or int8"),
-                };
+            for &(name, weights) in &steady_precisions {
                 let mut p = pair.open_policy(&Options { weights, ..options })?;
                 let low = control_loop(steps, None, || p.step(&qpos, &views, &mut action).unwrap());
                 rows(&format!("act-core, {name} compute"), t, &low);
