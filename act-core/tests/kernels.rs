@@ -203,7 +203,7 @@ fn f16_stored_weights_equal_f32_weights_of_the_rounded_values() {
         let a_src = MatrixA { data: &a, ld: k, m, k };
         gemm(isa, &a_src, half.as_ref(), &mut c1, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
         gemm(isa, &a_src, full.as_ref(), &mut c2, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
-        assert_eq!(c1, c2, "{isa:?}: widening in the kernel must give exactly the f32 result");
+        assert_eq!(c1, c2, "{isa:?}: f16 weights, widened per panel block, must give exactly the f32 result");
     }
 }
 

@@ -13,10 +13,9 @@ impl Kernel for Avx512 {
         unsafe { run_avx512(segments, rows, b, tile) }
     }
 
-    unsafe fn run_f16(segments: &[Segment], rows: *const *const f32, b: *const u16, tile: *mut f32) {
-        // SAFETY: forwarded contract; the caller checked the CPU supports this kernel (and F16C
-        // where the instruction set does not imply it).
-        unsafe { run_avx512_f16(segments, rows, b, tile) }
+    unsafe fn widen_f16(src: &[u16], dst: &mut [f32]) {
+        // SAFETY: forwarded contract; the caller checked the CPU has AVX-512F.
+        unsafe { widen_f16(src, dst) }
     }
 }
 
@@ -65,31 +64,18 @@ unsafe fn run_avx512(segments: &[Segment], rows: *const *const f32, b: *const f3
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn run_avx512_f16(segments: &[Segment], rows: *const *const f32, b: *const u16, tile: *mut f32) {
-    const NR: usize = <Avx512 as Kernel>::NR;
-    let mut acc = [[_mm512_setzero_ps(); 2]; 6];
-    let mut bp = b;
-    // SAFETY (whole body): the contract of `Kernel::run` — six readable row pointers at every
-    // segment offset, sum(len) * NR floats of B, MR * NR floats of tile.
+unsafe fn widen_f16(src: &[u16], dst: &mut [f32]) {
+    let n = src.len().min(dst.len());
+    let mut i = 0;
+    // SAFETY: i + 16 <= n keeps the 16-half load and the 16-float store in bounds.
     unsafe {
-        let r: [*const f32; 6] = [*rows, *rows.add(1), *rows.add(2), *rows.add(3), *rows.add(4), *rows.add(5)];
-        for s in segments {
-            let a: [*const f32; 6] = [r[0].add(s.a_off), r[1].add(s.a_off), r[2].add(s.a_off), r[3].add(s.a_off), r[4].add(s.a_off), r[5].add(s.a_off)];
-            for q in 0..s.len {
-                let b0 = _mm512_cvtph_ps(_mm256_loadu_si256(bp as *const __m256i));
-                let b1 = _mm512_cvtph_ps(_mm256_loadu_si256(bp.add(16) as *const __m256i));
-                for (i, row) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*a[i].add(q));
-                    row[0] = _mm512_fmadd_ps(av, b0, row[0]);
-                    row[1] = _mm512_fmadd_ps(av, b1, row[1]);
-                }
-                bp = bp.add(NR);
-            }
+        while i + 16 <= n {
+            _mm512_storeu_ps(dst.as_mut_ptr().add(i), _mm512_cvtph_ps(_mm256_loadu_si256(src.as_ptr().add(i) as *const __m256i)));
+            i += 16;
         }
-        for (i, row) in acc.iter().enumerate() {
-            _mm512_storeu_ps(tile.add(i * NR), row[0]);
-            _mm512_storeu_ps(tile.add(i * NR + 16), row[1]);
-        }
+    }
+    for (d, &h) in dst[i..n].iter_mut().zip(&src[i..n]) {
+        *d = half::f16::from_bits(h).to_f32();
     }
 }
 

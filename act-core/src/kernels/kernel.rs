@@ -27,11 +27,12 @@ pub trait Kernel {
     /// support the kernel's instruction set.
     unsafe fn run(segments: &[Segment], rows: *const *const f32, b: *const f32, tile: *mut f32);
 
-    /// As `run`, with B stored as f16 bit patterns and widened to f32 in registers.
+    /// `dst[i] = f32(src[i])` for `i < min(len)`, with `src` as f16 bit patterns (exact: every f16
+    /// is an f32). f16 weights are widened one B panel block at a time and then run by `run`.
     ///
     /// # Safety
-    /// As `run`, with `b` holding `sum(len) * NR` halves.
-    unsafe fn run_f16(segments: &[Segment], rows: *const *const f32, b: *const u16, tile: *mut f32);
+    /// The CPU must support the kernel's instruction set (and F16C on x86).
+    unsafe fn widen_f16(src: &[u16], dst: &mut [f32]);
 }
 
 /// A bf16 microkernel (the bf16 compute path): A and B rounded to bf16 and stored in k pairs,

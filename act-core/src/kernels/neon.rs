@@ -26,9 +26,22 @@ impl Kernel for Neon {
         unsafe { run_neon::<F32B>(segments, rows, b, tile) }
     }
 
-    unsafe fn run_f16(segments: &[Segment], rows: *const *const f32, b: *const u16, tile: *mut f32) {
-        // SAFETY: forwarded contract (B holds halves); FCVTL is base Advanced SIMD.
-        unsafe { run_neon::<F16B>(segments, rows, b, tile) }
+    unsafe fn widen_f16(src: &[u16], dst: &mut [f32]) {
+        let n = src.len().min(dst.len());
+        let mut i = 0;
+        // SAFETY: i + 8 <= n keeps the 8-half load and the two 4-float stores in bounds; FCVTL is
+        // base Advanced SIMD.
+        unsafe {
+            while i + 8 <= n {
+                let (lo, hi) = widen(vld1q_u16(src.as_ptr().add(i)));
+                vst1q_f32(dst.as_mut_ptr().add(i), lo);
+                vst1q_f32(dst.as_mut_ptr().add(i + 4), hi);
+                i += 8;
+            }
+        }
+        for (d, &h) in dst[i..n].iter_mut().zip(&src[i..n]) {
+            *d = half::f16::from_bits(h).to_f32();
+        }
     }
 }
 
@@ -47,18 +60,6 @@ impl BRow for F32B {
     unsafe fn load(p: *const f32) -> (float32x4_t, float32x4_t) {
         // SAFETY: the caller's contract, 8 floats.
         unsafe { (vld1q_f32(p), vld1q_f32(p.add(4))) }
-    }
-}
-
-/// f16 weights, widened in registers. The f16 vector types and `vcvt_f32_f16` are not stable in
-/// Rust, so the two conversions are written as `FCVTL` / `FCVTL2` directly.
-struct F16B;
-impl BRow for F16B {
-    type T = u16;
-    #[inline(always)]
-    unsafe fn load(p: *const u16) -> (float32x4_t, float32x4_t) {
-        // SAFETY: the caller's contract, 8 halves (one q register).
-        widen(unsafe { vld1q_u16(p) })
     }
 }
 
