@@ -25,9 +25,8 @@ struct Case {
     name: String,
     cfg: ActConfig,
     dtype: WeightDtype,
-    /// act-core keeps its weights as f16 (widened inside the kernels).
-    /// How act-core keeps the weights: F16 storage widens in the kernel; Bf16 is the bf16
-    /// compute path (activations rounded too).
+    /// How act-core keeps the weights: F16 storage is widened to f32 per panel block; Bf16 and
+    /// Int8 are the compute paths (activations rounded too).
     storage: act_core::WeightStorage,
     form: CheckpointForm,
     names: KeyNames,
