@@ -374,3 +374,25 @@ fn f16_compute_convolution_matches_direct_convolution_over_rounded_values() {
     let Some(isa) = f16_compute_isa() else { return };
     check_rounded_convolution(isa, &FP16, 37);
 }
+
+/// `gemm` on an instruction set this CPU lacks panics with a message naming it, whatever the
+/// weight storage, before any of its instructions run (f16 weights once reached the kernel
+/// without the check, which on such a CPU is an illegal instruction, not a message).
+#[test]
+fn gemm_on_an_instruction_set_this_cpu_lacks_panics_for_every_storage() {
+    use act_core::kernels::pack::WeightStorage;
+    let (m, k, n) = (6, 8, 16);
+    let a = vec![0.5f32; m * k];
+    for isa in act_core::Isa::ALL.into_iter().filter(|i| !i.is_supported()) {
+        for storage in [WeightStorage::F32, WeightStorage::F16] {
+            let b = PackedB::from_fn_stored(k, n, isa.nr(), storage, |p, j| (p + j) as f32);
+            let mut c = vec![0.0f32; m * n];
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                gemm(isa, &MatrixA { data: &a, ld: k, m, k }, b.as_ref(), &mut c, RowMap::Strided { ld: n }, Epilogue::default(), &Serial)
+            }));
+            let message = result.expect_err("gemm ran on an instruction set this CPU lacks");
+            let text = message.downcast_ref::<String>().cloned().or_else(|| message.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            assert!(text.contains(&format!("{isa:?}")), "{isa:?} {storage:?}: the panic does not name the instruction set: {text}");
+        }
+    }
+}

@@ -50,6 +50,8 @@ pub fn gemm(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: &mut [f32], c_map:
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f32, c_len: usize, c_map: RowMap, epi: Epilogue<'_>, exec: &dyn Executor) {
     assert_eq!(a.cols(), b.k, "gemm: A has {} columns but B has {} rows", a.cols(), b.k);
+    // Once for every weight storage: each path below runs `isa`'s instructions.
+    assert!(isa.is_supported(), "gemm: {isa:?} is not available on this CPU");
     assert_eq!(b.nr, isa.nr(), "gemm: B packed for another instruction set");
     match b.data {
         BData::Bf16(d) => {
@@ -134,20 +136,11 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
     match isa {
         Isa::Scalar => split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::scalar::Scalar>::new(b)),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => {
-            assert!(isa.is_supported(), "gemm: AVX2+FMA not available on this CPU");
-            split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::avx2::Avx2>::new(b))
-        }
+        Isa::Avx2 => split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::avx2::Avx2>::new(b)),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => {
-            assert!(isa.is_supported(), "gemm: AVX-512F not available on this CPU");
-            split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::avx512::Avx512>::new(b))
-        }
+        Isa::Avx512 => split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::avx512::Avx512>::new(b)),
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => {
-            assert!(isa.is_supported(), "gemm: NEON not available on this CPU");
-            split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::neon::Neon>::new(b))
-        }
+        Isa::Neon => split(a, b, out, c_map, epi, exec, || InPlaceRows::<super::neon::Neon>::new(b)),
         #[allow(unreachable_patterns)]
         _ => panic!("gemm: {isa:?} kernels do not exist on this architecture"),
     }
