@@ -59,7 +59,6 @@ unsafe fn widen_f16(src: &[u16], dst: &mut [f32]) {
             i += 8;
         }
     }
-    for (d, &h) in dst[i..n].iter_mut().zip(&src[i..n]) {
-        *d = half::f16::from_bits(h).to_f32();
-    }
+    // SAFETY: the scalar kernel needs no instruction set.
+    unsafe { <super::scalar::Scalar as Kernel>::widen_f16(&src[i..n], &mut dst[i..n]) };
 }

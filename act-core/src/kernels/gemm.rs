@@ -223,7 +223,6 @@ struct WidenedF16Rows<'b, K> {
     rows: InPlaceRows<'b, K>,
     /// B as halves, `Kernel` panel layout.
     d: &'b [u16],
-    k: usize,
     /// The current panel slice, widened: kc rows of NR floats.
     b32: [f32; KC * MAX_NR],
 }
@@ -231,7 +230,7 @@ struct WidenedF16Rows<'b, K> {
 impl<'b, K: Kernel> WidenedF16Rows<'b, K> {
     fn new(b: PackedBRef<'b>, d: &'b [u16]) -> Self {
         const { assert!(K::NR <= MAX_NR, "the widened panel buffer holds MAX_NR columns") };
-        WidenedF16Rows { rows: InPlaceRows::new(b), d, k: b.k, b32: [0.0; KC * MAX_NR] }
+        WidenedF16Rows { rows: InPlaceRows::new(b), d, b32: [0.0; KC * MAX_NR] }
     }
 }
 
@@ -245,7 +244,7 @@ impl<K: Kernel> TileSource for WidenedF16Rows<'_, K> {
 
     fn panel(&mut self, jp: usize, pc: usize, kc: usize) {
         let nr = K::NR;
-        let b0 = (jp * self.k + pc) * nr;
+        let b0 = (jp * self.rows.b.k + pc) * nr;
         // SAFETY: `gemm_raw` admitted f16 weights only where the CPU supports K (and F16C).
         unsafe { K::widen_f16(&self.d[b0..b0 + kc * nr], &mut self.b32[..kc * nr]) };
     }

@@ -23,7 +23,7 @@ impl Kernel for Neon {
 
     unsafe fn run(segments: &[Segment], rows: *const *const f32, b: *const f32, tile: *mut f32) {
         // SAFETY: forwarded contract; NEON is part of every aarch64 target act-core builds for.
-        unsafe { run_neon::<F32B>(segments, rows, b, tile) }
+        unsafe { run_neon(segments, rows, b, tile) }
     }
 
     unsafe fn widen_f16(src: &[u16], dst: &mut [f32]) {
@@ -39,28 +39,19 @@ impl Kernel for Neon {
                 i += 8;
             }
         }
-        for (d, &h) in dst[i..n].iter_mut().zip(&src[i..n]) {
-            *d = half::f16::from_bits(h).to_f32();
-        }
+        // SAFETY: the scalar kernel needs no instruction set.
+        unsafe { <super::scalar::Scalar as Kernel>::widen_f16(&src[i..n], &mut dst[i..n]) };
     }
 }
 
-/// How one 8-column row of B is loaded into two f32 vectors.
-trait BRow {
-    type T;
-    /// # Safety
-    /// `p` must be readable for 8 values.
-    unsafe fn load(p: *const Self::T) -> (float32x4_t, float32x4_t);
-}
-
-struct F32B;
-impl BRow for F32B {
-    type T = f32;
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> (float32x4_t, float32x4_t) {
-        // SAFETY: the caller's contract, 8 floats.
-        unsafe { (vld1q_f32(p), vld1q_f32(p.add(4))) }
-    }
+/// One 8-column row of B as two f32 vectors.
+///
+/// # Safety
+/// `p` must be readable for 8 floats.
+#[inline(always)]
+unsafe fn load_b(p: *const f32) -> (float32x4_t, float32x4_t) {
+    // SAFETY: the caller's contract, 8 floats.
+    unsafe { (vld1q_f32(p), vld1q_f32(p.add(4))) }
 }
 
 /// Eight f16 values (as bits) widened to two f32 vectors, exactly.
@@ -95,7 +86,7 @@ macro_rules! fma_lane {
 // Never inlined: one call per tile, and scripts/neon-loop-count.py finds the loop by this name.
 #[inline(never)]
 #[target_feature(enable = "neon")]
-unsafe fn run_neon<B: BRow>(segments: &[Segment], rows: *const *const f32, b: *const B::T, tile: *mut f32) {
+unsafe fn run_neon(segments: &[Segment], rows: *const *const f32, b: *const f32, tile: *mut f32) {
     const NR: usize = <Neon as Kernel>::NR;
     let mut acc = [[vdupq_n_f32(0.0); 2]; 8];
     let mut bp = b;
@@ -109,20 +100,20 @@ unsafe fn run_neon<B: BRow>(segments: &[Segment], rows: *const *const f32, b: *c
             let mut q = 0;
             while q + 4 <= s.len {
                 let av: [float32x4_t; 8] = core::array::from_fn(|i| vld1q_f32(a[i].add(q)));
-                let (b0, b1) = B::load(bp);
+                let (b0, b1) = load_b(bp);
                 fma_lane!(acc, av, b0, b1, 0);
-                let (b0, b1) = B::load(bp.add(NR));
+                let (b0, b1) = load_b(bp.add(NR));
                 fma_lane!(acc, av, b0, b1, 1);
-                let (b0, b1) = B::load(bp.add(2 * NR));
+                let (b0, b1) = load_b(bp.add(2 * NR));
                 fma_lane!(acc, av, b0, b1, 2);
-                let (b0, b1) = B::load(bp.add(3 * NR));
+                let (b0, b1) = load_b(bp.add(3 * NR));
                 fma_lane!(acc, av, b0, b1, 3);
                 bp = bp.add(4 * NR);
                 q += 4;
             }
             // The segment's last len % 4 values (conv1's 21-value kernel rows end this way).
             while q < s.len {
-                let (b0, b1) = B::load(bp);
+                let (b0, b1) = load_b(bp);
                 for i in 0..8 {
                     let av = *a[i].add(q);
                     acc[i][0] = vfmaq_n_f32(acc[i][0], b0, av);
