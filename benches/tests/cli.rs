@@ -36,6 +36,9 @@ fn unknown_flags_and_bad_values_are_errors_naming_them() {
         assert!(stderr.contains(expected), "report {args:?}: stderr does not say {expected:?}: {stderr}");
         assert!(!stdout.contains("Machine:"), "report {args:?} measured before failing");
     }
-    let (ok, _, stderr) = run(env!("CARGO_BIN_EXE_async-steadiness"), &["--hz", "fast"]);
-    assert!(!ok && stderr.contains("--hz"), "async-steadiness --hz fast: {stderr}");
+    for (args, expected) in [(&["--hz", "fast"][..], "--hz \"fast\""), (&["--hz", "0"][..], "--hz 0: a control rate above 0"), (&["--steps", "many"][..], "--steps \"many\"")] {
+        let (ok, stdout, stderr) = run(env!("CARGO_BIN_EXE_async-steadiness"), args);
+        assert!(!ok && stderr.contains(expected), "async-steadiness {args:?}: stderr does not say {expected:?}: {stderr}");
+        assert!(!stdout.contains("CPU:"), "async-steadiness {args:?} measured before failing");
+    }
 }

@@ -9,7 +9,7 @@
 //! `--realtime P` also runs each asynchronous row with the control loop (the thread calling
 //! `step`) under `SCHED_FIFO` at P and the inference thread and workers under normal scheduling,
 //! as a robot would: the kernel then never makes the step wait for a query's threads.
-use act_benches::control::{arg, check_args, control_loop, percentile};
+use act_benches::control::{arg, check_args, control_loop, parsed_arg, percentile};
 use act_benches::Pair;
 use act_core::{Alignment, AsyncOptions, AsyncPolicy, Blend, Ensembling, Options};
 use anyhow::Context;
@@ -30,9 +30,10 @@ cargo run --release -p act-benches --bin async-steadiness -- [--size default] [-
 fn main() -> anyhow::Result<()> {
     check_args(USAGE, &["--size", "--threads", "--steps", "--hz", "--realtime"], &[])?;
     let size = arg("--size").unwrap_or_else(|| "default".into());
-    let threads: usize = arg("--threads").map_or(Ok(2), |t| t.parse()).context("--threads")?;
-    let steps: usize = arg("--steps").map_or(Ok(1000), |t| t.parse()).context("--steps")?;
-    let hz: f64 = arg("--hz").map_or(Ok(50.0), |t| t.parse()).context("--hz")?;
+    let threads: usize = parsed_arg("--threads", 2)?;
+    let steps: usize = parsed_arg("--steps", 1000)?;
+    let hz: f64 = parsed_arg("--hz", 50.0)?;
+    anyhow::ensure!(hz.is_finite() && hz > 0.0, "--hz {hz}: a control rate above 0");
     let period = Duration::from_secs_f64(1.0 / hz);
     let realtime: Option<u8> = arg("--realtime").map(|p| p.parse()).transpose().context("--realtime: a SCHED_FIFO priority")?;
     println!("CPU: {}, {} cores, act-core ISA {:?}", act_benches::host::describe(), std::thread::available_parallelism()?.get(), act_core::Isa::detect());
