@@ -85,8 +85,28 @@ pub fn choose(isa: Isa, accept: Accuracy, shapes: &[(usize, usize, usize)]) -> K
     if cands[best] == WeightStorage::Int8 {
         note.push_str(&alloc::format!(" ({} kernel)", isa.int8_kernel_name()));
     }
+    if cands[best] == WeightStorage::Bf16 {
+        note.push_str(&alloc::format!(" ({} kernel)", isa.bf16_kernel_name()));
+    }
     note.push_str(&missing);
+    note.push_str(&amx_note(isa));
     KernelChoice { isa, storage: cands[best], note }
+}
+
+/// Why an AMX CPU runs the AVX-512 kernels instead, if it does (empty otherwise).
+fn amx_note(isa: Isa) -> String {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        use crate::kernels::amx::{status, AmxStatus};
+        return match status() {
+            AmxStatus::NotEnabledByOs => String::from("; AMX: the OS does not enable tile state (XCR0), AVX-512 kernels run"),
+            AmxStatus::PermissionRefused(e) => alloc::format!("; AMX: the OS refused tile data (arch_prctl errno {e}), AVX-512 kernels run"),
+            AmxStatus::Disabled => String::from("; AMX: turned off (set_amx_allowed), AVX-512 kernels run"),
+            AmxStatus::Usable | AmxStatus::NotInCpu => String::new(),
+        };
+    }
+    let _ = isa;
+    String::new()
 }
 
 #[cfg(feature = "std")]

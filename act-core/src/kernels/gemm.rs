@@ -16,10 +16,15 @@ use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 const KC: usize = K_BLOCK;
 /// Rows of one block (a multiple of every kernel's MR): its A rows stay in L2 across panels.
 const MC: usize = 96;
-/// Largest MR x NR tile of any kernel (AVX-512's 6 x 32; NEON's is 8 x 8).
-const MAX_TILE: usize = 6 * 32;
+/// Largest MR x NR tile of any kernel (AMX's 32 x 32; AVX-512's is 6 x 32).
+const MAX_TILE: usize = 32 * 32;
 /// Widest panel of any kernel (AVX-512's 32 columns).
 const MAX_NR: usize = 32;
+/// Fewest rows of A for the AMX kernels (32-row tiles): a GEMM with fewer (the state projection's
+/// one row) wastes most of each tile and runs on AVX-512's 6-row tiles instead. Half a tile, not
+/// measured yet on AMX hardware.
+#[cfg(target_arch = "x86_64")]
+const AMX_MIN_ROWS: usize = 16;
 /// Below this many multiply-adds a GEMM runs on one thread (waking workers costs more).
 const PARALLEL_MIN_MACS: usize = 1 << 20;
 
@@ -91,6 +96,8 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
         // Admitted above only where `isa` has a bf16 kernel.
         return match isa {
             #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if m >= AMX_MIN_ROWS && super::amx::usable() => split(a, b, out, c_map, epi, exec, || Bf16Rows::<super::amx::Amx>::new(d, b.k)),
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => split(a, b, out, c_map, epi, exec, || Bf16Rows::<super::avx512::Avx512>::new(d, b.k)),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => split(a, b, out, c_map, epi, exec, || Bf16Rows::<super::neon::Neon>::new(d, b.k)),
@@ -102,6 +109,8 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
         // Admitted above only where `isa` has an int8 kernel.
         return match isa {
             Isa::Scalar => split(a, b, out, c_map, epi, exec, || Int8Rows::<super::scalar::Scalar>::new(w)),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if m >= AMX_MIN_ROWS && super::amx::usable() => split(a, b, out, c_map, epi, exec, || Int8Rows::<super::amx::Amx>::new(w)),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => split(a, b, out, c_map, epi, exec, || Int8Rows::<super::avx512_vnni::Avx512Vnni>::new(w)),
             #[cfg(target_arch = "x86_64")]
@@ -144,6 +153,24 @@ pub unsafe fn gemm_raw(isa: Isa, a: &impl ASource, b: PackedBRef<'_>, c: *mut f3
         #[allow(unreachable_patterns)]
         _ => panic!("gemm: {isa:?} kernels do not exist on this architecture"),
     }
+}
+
+/// bf16 weights on a kernel the caller names (the AMX tests run its arithmetic on an emulator
+/// through this driver), no epilogue.
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(super) fn bf16_gemm_on<K: Bf16Kernel>(a: &impl ASource, b: PackedBRef<'_>, c: &mut [f32], c_map: RowMap, exec: &dyn Executor) {
+    let BData::Bf16(d) = b.data else { panic!("bf16_gemm_on needs bf16 weights") };
+    assert!(b.nr == K::NR && a.cols() == b.k && c.len() >= c_map.offset(a.rows() - 1) + b.n);
+    split(a, b, OutPtr(c.as_mut_ptr()), c_map, Epilogue::default(), exec, || Bf16Rows::<K>::new(d, b.k));
+}
+
+/// int8 weights on a kernel the caller names, as `bf16_gemm_on`.
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(super) fn int8_gemm_on<K: Int8Kernel>(a: &impl ASource, b: PackedBRef<'_>, c: &mut [f32], c_map: RowMap, exec: &dyn Executor) {
+    let BData::Int8 { q, scale, colsum } = b.data else { panic!("int8_gemm_on needs int8 weights") };
+    assert!(b.nr == K::NR && a.cols() == b.k && c.len() >= c_map.offset(a.rows() - 1) + b.n);
+    let w = Int8B { q, scale, colsum, k: b.k, n_pad: b.n.div_ceil(b.nr) * b.nr };
+    split(a, b, OutPtr(c.as_mut_ptr()), c_map, Epilogue::default(), exec, || Int8Rows::<K>::new(w));
 }
 
 /// The output pointer, shared by the parts of one GEMM.
@@ -263,7 +290,7 @@ impl<K: Kernel> TileSource for WidenedF16Rows<'_, K> {
 /// converted to bf16 once (their segments joined into one contiguous run, so conv1's odd 21-value
 /// kernel rows pair up; an odd run is padded with a zero that meets B's zero row) and reused across
 /// all panels.
-struct Bf16Rows<'b, K> {
+struct Bf16Rows<'b, K: Bf16Kernel> {
     /// B in k pairs (`pack::bf16_index`).
     d: &'b [u16],
     k: usize,
@@ -277,7 +304,10 @@ const _: () = assert!(KC.is_multiple_of(2), "bf16 k blocks must start on a pair"
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(
     MC.is_multiple_of(<super::avx512::Avx512 as Bf16Kernel>::MR)
-        && <super::avx512::Avx512 as Bf16Kernel>::NR == <super::avx512::Avx512 as Kernel>::NR,
+        && <super::avx512::Avx512 as Bf16Kernel>::NR == <super::avx512::Avx512 as Kernel>::NR
+        && MC.is_multiple_of(<super::amx::Amx as Bf16Kernel>::MR)
+        && <super::amx::Amx as Bf16Kernel>::NR == <super::avx512::Avx512 as Kernel>::NR
+        && <super::amx::Amx as Bf16Kernel>::MR * <super::amx::Amx as Bf16Kernel>::NR <= MAX_TILE,
     "the bf16 tile must use the panel width weights are packed with (Isa::nr)"
 );
 #[cfg(target_arch = "aarch64")]
@@ -296,6 +326,9 @@ impl<K: Bf16Kernel> TileSource for Bf16Rows<'_, K> {
     const NR: usize = K::NR;
 
     fn prepare(&mut self, a: &impl ASource, segs: &[Segment], kc: usize, ic: usize, n_rows: usize) {
+        // SAFETY: `gemm_raw` admitted bf16 weights only where the CPU has K's instructions; this
+        // runs on the thread that runs the block's tiles.
+        unsafe { K::setup() };
         self.lda = 2 * kc.div_ceil(2);
         let (data, lda) = (a.data(), self.lda);
         for i in 0..n_rows {
@@ -323,6 +356,14 @@ impl<K: Bf16Kernel> TileSource for Bf16Rows<'_, K> {
         // SAFETY: `ab` holds MR rows of lda = 2 kp halves, `bs` kp * 2 NR halves, `tile` MAX_TILE >=
         // MR * NR floats; the CPU has K's bf16 instructions (checked by `gemm_raw`).
         unsafe { K::run_bf16(kp, ab.as_ptr(), lda, bs.as_ptr(), tile.as_mut_ptr()) };
+    }
+}
+
+impl<K: Bf16Kernel> Drop for Bf16Rows<'_, K> {
+    fn drop(&mut self) {
+        // SAFETY: a source lives on the thread of its work item (`split` makes it inside the
+        // job); K's instructions were admitted by `gemm_raw`.
+        unsafe { K::teardown() };
     }
 }
 
@@ -419,6 +460,8 @@ const _: () = assert!(KC.is_multiple_of(4), "int8 k blocks must start on a quad"
 const _: () = assert!(
     MC.is_multiple_of(<super::avx512_vnni::Avx512Vnni as Int8Kernel>::MR)
         && <super::avx512_vnni::Avx512Vnni as Int8Kernel>::NR == <super::avx512::Avx512 as Kernel>::NR
+        && MC.is_multiple_of(<super::amx::Amx as Int8Kernel>::MR)
+        && <super::amx::Amx as Int8Kernel>::NR == <super::avx512::Avx512 as Kernel>::NR
         && MC.is_multiple_of(<super::avx_vnni::AvxVnni as Int8Kernel>::MR)
         && <super::avx_vnni::AvxVnni as Int8Kernel>::NR == <super::avx2::Avx2 as Kernel>::NR
         && MC.is_multiple_of(<super::avx2_int8::Avx2Int8 as Int8Kernel>::MR)
@@ -430,6 +473,13 @@ const _: () = assert!(
 impl<'b, K: Int8Kernel> Int8Rows<'b, K> {
     fn new(w: Int8B<'b>) -> Self {
         Int8Rows { w, aq: [K::A::default(); MC * KC], a_scale: [0.0; MC], a_zero: [0; MC], lda: 0, kernel: core::marker::PhantomData }
+    }
+}
+
+impl<K: Int8Kernel> Drop for Int8Rows<'_, K> {
+    fn drop(&mut self) {
+        // SAFETY: as for `Bf16Rows`.
+        unsafe { K::teardown() };
     }
 }
 
@@ -462,6 +512,9 @@ impl<K: Int8Kernel> TileSource for Int8Rows<'_, K> {
     const NR: usize = K::NR;
 
     fn prepare(&mut self, a: &impl ASource, segs: &[Segment], kc: usize, ic: usize, n_rows: usize) {
+        // SAFETY: `gemm_raw` admitted int8 weights only where the CPU has K's instructions; this
+        // runs on the thread that runs the block's tiles.
+        unsafe { K::setup() };
         self.lda = 4 * kc.div_ceil(4);
         let (data, lda) = (a.data(), self.lda);
         for i in 0..n_rows {
@@ -546,7 +599,7 @@ fn split<T: TileSource>(a: &impl ASource, b: PackedBRef<'_>, c: OutPtr, c_map: R
 fn block<T: TileSource>(a: &impl ASource, b: PackedBRef<'_>, src: &mut T, c: OutPtr, c_map: RowMap, epi: Epilogue<'_>, rows: Range<usize>, panels: Range<usize>) {
     let (n, k) = (b.n, b.k);
     let (mr, nr) = (T::MR, T::NR);
-    debug_assert!(MC.is_multiple_of(mr) && mr * nr <= MAX_TILE && mr <= 8);
+    debug_assert!(MC.is_multiple_of(mr) && mr * nr <= MAX_TILE);
     if rows.is_empty() || panels.is_empty() {
         return;
     }

@@ -49,8 +49,23 @@ pub trait Bf16Kernel {
     ///
     /// # Safety
     /// `a` must be readable for `(MR - 1) * lda + 2 * kp` halves, `b` for `kp * 2 * NR` halves,
-    /// `tile` writable for `MR * NR` floats; the CPU must have the kernel's bf16 instructions.
+    /// `tile` writable for `MR * NR` floats; the CPU must have the kernel's bf16 instructions; `setup` ran on this thread.
     unsafe fn run_bf16(kp: usize, a: *const u16, lda: usize, b: *const u16, tile: *mut f32);
+
+    /// Sets up per-thread state the kernel needs before `run_*` (AMX: the tile configuration,
+    /// `ldtilecfg`). The GEMM driver calls it on the thread that runs the tiles, before each
+    /// block's tiles. Default: nothing.
+    ///
+    /// # Safety
+    /// The CPU must have the kernel's instructions (and the OS have granted their state).
+    unsafe fn setup() {}
+
+    /// Ends what `setup` began (AMX: `tilerelease`, so the OS stops saving tile data for the
+    /// thread). The driver calls it when a work item's tiles are done. Default: nothing.
+    ///
+    /// # Safety
+    /// As `setup`.
+    unsafe fn teardown() {}
 
     /// `dst[i] = bf16(src[i])`, rounded to nearest even, for `i < min(len)`.
     ///
@@ -90,13 +105,28 @@ pub trait Int8Kernel {
     /// values (widened once per block by `quantize`, not once per tile).
     type A: Copy + Default;
 
+    /// Sets up per-thread state the kernel needs before `run_*` (AMX: the tile configuration,
+    /// `ldtilecfg`). The GEMM driver calls it on the thread that runs the tiles, before each
+    /// block's tiles. Default: nothing.
+    ///
+    /// # Safety
+    /// The CPU must have the kernel's instructions (and the OS have granted their state).
+    unsafe fn setup() {}
+
+    /// Ends what `setup` began (AMX: `tilerelease`, so the OS stops saving tile data for the
+    /// thread). The driver calls it when a work item's tiles are done. Default: nothing.
+    ///
+    /// # Safety
+    /// As `setup`.
+    unsafe fn teardown() {}
+
     /// `tile[i * NR + j] = (sum over q < 4 kq of a[i][q] * b[q][j] - a_zero[i] * colsum[j]) * a_scale[i] * b_scale[j]`,
     /// with row i of A at `a + i * lda` and B's quad rows as `pack::int8_index` lays them out.
     ///
     /// # Safety
     /// `a` must be readable for `(MR - 1) * lda + 4 * kq` values, `b` for `kq * 4 * NR` bytes,
     /// `a_scale` and `a_zero` for MR values, `b_scale` and `colsum` for NR values, `tile` writable
-    /// for `MR * NR` floats; the CPU must have the kernel's int8 instructions.
+    /// for `MR * NR` floats; the CPU must have the kernel's int8 instructions; `setup` ran on this thread.
     #[allow(clippy::too_many_arguments)]
     unsafe fn run_int8(kq: usize, a: *const Self::A, lda: usize, b: *const i8, a_scale: *const f32, a_zero: *const i32, b_scale: *const f32, colsum: *const i32, tile: *mut f32);
 

@@ -11,6 +11,8 @@ pub mod pack;
 
 mod scalar;
 #[cfg(target_arch = "x86_64")]
+pub mod amx;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx2_int8;
@@ -157,10 +159,23 @@ impl Isa {
     /// The int8 kernel `self` runs, for `Policy::kernels` notes.
     pub fn int8_kernel_name(self) -> &'static str {
         match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if amx::usable() => "AMX tdpbusd",
             Isa::Avx512 => "AVX-512 VNNI vpdpbusd",
             Isa::Avx2 if self.has_avx_vnni() => "AVX-VNNI vpdpbusd",
             Isa::Avx2 => "AVX2 vpmaddwd",
             _ => "scalar",
+        }
+    }
+
+    /// The bf16 kernel `self` runs, for `Policy::kernels` notes.
+    pub fn bf16_kernel_name(self) -> &'static str {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if amx::usable() => "AMX tdpbf16ps",
+            Isa::Avx512 => "AVX-512 BF16 vdpbf16ps",
+            Isa::Neon => "Arm BFDOT",
+            _ => "none",
         }
     }
 

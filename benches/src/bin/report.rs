@@ -11,7 +11,7 @@
 //! of it busy) under normal scheduling and with the caller and act-core's workers under
 //! `SCHED_FIFO` at priority P (needs root or CAP_SYS_NICE).
 use act_benches::control::{arg, check_args, control_loop, median, parsed_arg, percentile};
-use act_benches::peak::{fma_peak_gflops, int8_peak_gops_on};
+use act_benches::peak::{bf16_peak_gflops_on, fma_peak_gflops, int8_peak_gops_on};
 use act_benches::Pair;
 use anyhow::Context;
 use act_core::kernels::exec::Serial;
@@ -141,6 +141,15 @@ fn main() -> anyhow::Result<()> {
 
     if std::env::args().all(|a| a != "--no-kernels") {
         kernel_table(Isa::detect(), peak);
+        // On AMX hosts, AVX-512's own bf16 / int8 kernels too (the same packed weights), so the
+        // table shows what the tiles gain.
+        #[cfg(target_arch = "x86_64")]
+        if act_core::kernels::amx::usable() {
+            act_core::kernels::amx::set_amx_allowed(false);
+            println!("\nThe same without AMX (act_core::kernels::amx::set_amx_allowed(false)):");
+            kernel_table(Isa::Avx512, peak);
+            act_core::kernels::amx::set_amx_allowed(true);
+        }
         // On AVX-512 hosts, AVX2's table too: what a CPU without AVX-512 (laptop-class x86, AMD
         // Zen 2/3) would get from the same kernels, against that width's peaks.
         if Isa::detect() != Isa::Avx2 && Isa::Avx2.is_supported() && Isa::Avx2.supports_int8() {
@@ -369,18 +378,23 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 
 /// One row per large GEMM and convolution of the default size, one thread, on `isa`: f32 against
 /// `peak`, and the bf16 and int8 compute paths where `isa` has them (int8 against the measured
-/// `vpdpbusd` peak of the same width).
+/// `vpdpbusd` peak of the same width, or AMX `tdpbusd`'s; bf16 against `vdpbf16ps`'s or AMX
+/// `tdpbf16ps`'s).
 fn kernel_table(isa: Isa, peak: f64) {
-    // The bf16 column: the same shapes with bf16 weights and activations (vdpbf16ps), as a
-    // multiple of the f32 FMA peak (each bf16 instruction does two multiply-adds per lane).
-    // The int8 column: the int8 compute path (vpdpbusd), against the measured VNNI peak.
+    // The bf16 column: the same shapes with bf16 weights and activations (vdpbf16ps or AMX),
+    // against f32 and the measured peak of the bf16 instruction. The int8 column: the int8
+    // compute path (vpdpbusd or AMX), against the measured peak of its instruction.
     let bf16 = isa.supports_bf16();
     let int8 = isa.supports_int8() && isa != Isa::Scalar;
     let int8_peak = if int8 { int8_peak_gops_on(isa) } else { None };
+    let bf16_peak = if bf16 { bf16_peak_gflops_on(isa) } else { None };
     if let Some(v) = int8_peak {
         println!("\n{isa:?}: int8 peak {v:.0} GOP/s per core (measured, {} chains), FMA peak {peak:.0} GFLOP/s", isa.int8_kernel_name());
     }
-    println!("\n| kernel (1 thread, {isa:?}) | f32 GFLOP/s | % of FMA peak | bf16 compute GFLOP/s | bf16 / f32 | int8 compute GOP/s | % of int8 peak | int8 / f32 |\n|---|---|---|---|---|---|---|---|");
+    if let Some(v) = bf16_peak {
+        println!("{isa:?}: bf16 peak {v:.0} GFLOP/s per core (measured, {} chains)", isa.bf16_kernel_name());
+    }
+    println!("\n| kernel (1 thread, {isa:?}) | f32 GFLOP/s | % of FMA peak | bf16 compute GFLOP/s | bf16 / f32 | % of bf16 peak | int8 compute GOP/s | % of int8 peak | int8 / f32 |\n|---|---|---|---|---|---|---|---|---|");
     let mut storages = vec![WeightStorage::F32];
     if bf16 {
         storages.push(WeightStorage::Bf16);
@@ -391,7 +405,11 @@ fn kernel_table(isa: Isa, peak: f64) {
     let row = |name: &str, g: &[f64]| {
         let f = g[0];
         let at = |st: WeightStorage| storages.iter().position(|&s| s == st).map(|i| g[i]);
-        let bcol = at(WeightStorage::Bf16).map_or("n/a (no bf16 kernel) | ".to_string(), |b| format!("{b:.0} | {:.2}", b / f));
+        let bcol = match (at(WeightStorage::Bf16), bf16_peak) {
+            (Some(b), Some(p)) => format!("{b:.0} | {:.2} | {:.0} %", b / f, 100.0 * b / p),
+            (Some(b), None) => format!("{b:.0} | {:.2} | n/a", b / f),
+            _ => "n/a (no bf16 kernel) | | ".to_string(),
+        };
         let icol = match (at(WeightStorage::Int8), int8_peak) {
             (Some(i), Some(p)) => format!("{i:.0} | {:.0} % | {:.2}", 100.0 * i / p, i / f),
             _ => "n/a (no int8 kernel) | | ".to_string(),
