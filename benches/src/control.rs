@@ -6,7 +6,16 @@ use std::time::{Duration, Instant};
 /// exits; a flag that is neither one of `value_flags` (followed by a value) nor one of
 /// `switches`, or a value flag at the end of the line, is an error naming it. Without this a
 /// mistyped flag was ignored and a long run measured the defaults.
+///
+/// Panics if the flags `usage` documents (the first word of each `[--flag ...]`) are not exactly
+/// `value_flags` and `switches`: the two lists are written apart, and every run (the CLI tests
+/// run each binary) checks that they still agree.
 pub fn check_args(usage: &str, value_flags: &[&str], switches: &[&str]) -> anyhow::Result<()> {
+    let mut documented: Vec<&str> = usage.split('[').skip(1).filter_map(|s| s.split([' ', ']']).next()).filter(|w| w.starts_with("--")).collect();
+    let mut accepted: Vec<&str> = value_flags.iter().chain(switches).copied().collect();
+    documented.sort_unstable();
+    accepted.sort_unstable();
+    assert_eq!(documented, accepted, "the usage text documents other flags than the binary accepts");
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         // Not println!: a closed pipe (`report --help | head`) must not panic.
@@ -85,4 +94,19 @@ pub fn timed(f: impl FnOnce()) -> (f64, Option<f64>) {
     let ms = s.elapsed().as_secs_f64() * 1e3;
     let w1 = crate::sched::runqueue_wait_ms();
     (ms, w0.zip(w1).map(|(a, b)| b - a))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[should_panic(expected = "the usage text documents other flags than the binary accepts")]
+    fn a_flag_accepted_but_not_documented_is_caught() {
+        let _ = super::check_args("tool [--steps N] [--hz 50]", &["--steps", "--hz", "--threads"], &[]);
+    }
+
+    #[test]
+    #[should_panic(expected = "the usage text documents other flags than the binary accepts")]
+    fn a_flag_documented_but_not_accepted_is_caught() {
+        let _ = super::check_args("tool [--steps N] [--quiet]", &["--steps"], &[]);
+    }
 }
