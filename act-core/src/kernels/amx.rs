@@ -194,33 +194,56 @@ impl TileUnit for Hw {
     }
 }
 
-/// Runs the steps of `k_units` k units (pairs or quads, `UNITS` = `QUADS` per step) into the C
-/// tiles: whole steps read A and B in place, a short last step reads them from zero-padded copies
-/// (a zero A column meets a zero B row, so the padding adds exact zeros, never a stray value).
+/// Runs the steps of `k_units` k units (pairs or quads, `UNITS` per step) into the C tiles and
+/// stores them at `c` (32 rows of 128 bytes): whole steps read A and B in place, a short last step
+/// reads them from zero-padded copies (a zero A column meets a zero B row, so the padding adds
+/// exact zeros, never a stray value). The copies are made before the first tile instruction: the
+/// ABI treats tile registers as caller-saved, so no call (`memcpy` included) may sit between
+/// zeroing the accumulators and storing them.
 ///
 /// # Safety
-/// A: 32 rows of `unit * k_units` bytes, `lda` bytes apart; B: `k_units` rows of 128 bytes; the
-/// tiles configured on this thread.
-unsafe fn steps<U: TileUnit>(u: &mut U, int8: bool, k_units: usize, unit: usize, a: *const u8, lda: usize, b: *const u8) {
+/// A: 32 rows of `unit * k_units` bytes, `lda` bytes apart; B: `k_units` rows of 128 bytes; `c`
+/// writable for 4096 bytes; the tiles configured on this thread.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn steps<U: TileUnit>(u: &mut U, int8: bool, k_units: usize, unit: usize, a: *const u8, lda: usize, b: *const u8, c: *mut u8) {
     let full = k_units / UNITS;
+    let rest = k_units - full * UNITS;
     // SAFETY (whole body): the function's contract bounds every read; the copies stay inside
     // their buffers (rest < UNITS units of `unit` <= 4 bytes per row, 32 rows).
+    unsafe {
+        if rest == 0 {
+            return tile_run(u, int8, full, a, lda, b, None, c);
+        }
+        // Only a short last step pays for the zeroed copies.
+        let mut at = [0u8; MR * ROW_BYTES];
+        let mut bt = [0u8; UNITS * 2 * ROW_BYTES];
+        let (a0, b0) = (a.add(full * ROW_BYTES), b.add(full * UNITS * 2 * ROW_BYTES));
+        for i in 0..MR {
+            core::ptr::copy_nonoverlapping(a0.add(i * lda), at.as_mut_ptr().add(i * ROW_BYTES), rest * unit);
+        }
+        core::ptr::copy_nonoverlapping(b0, bt.as_mut_ptr(), rest * 2 * ROW_BYTES);
+        tile_run(u, int8, full, a, lda, b, Some((at.as_ptr(), bt.as_ptr())), c)
+    }
+}
+
+/// Zero, `full` steps in place, the padded `tail` step if any, store: tile instructions only.
+///
+/// # Safety
+/// As `steps`; `tail` holds 32 rows of 64 bytes of A and 16 rows of 128 bytes of B.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn tile_run<U: TileUnit>(u: &mut U, int8: bool, full: usize, a: *const u8, lda: usize, b: *const u8, tail: Option<(*const u8, *const u8)>, c: *mut u8) {
+    // SAFETY: the function's contract.
     unsafe {
         u.zero_c();
         for s in 0..full {
             u.step(int8, a.add(s * ROW_BYTES), lda, b.add(s * UNITS * 2 * ROW_BYTES));
         }
-        let rest = k_units - full * UNITS;
-        if rest > 0 {
-            let mut at = [0u8; MR * ROW_BYTES];
-            let mut bt = [0u8; UNITS * 2 * ROW_BYTES];
-            let (a0, b0) = (a.add(full * ROW_BYTES), b.add(full * UNITS * 2 * ROW_BYTES));
-            for i in 0..MR {
-                core::ptr::copy_nonoverlapping(a0.add(i * lda), at.as_mut_ptr().add(i * ROW_BYTES), rest * unit);
-            }
-            core::ptr::copy_nonoverlapping(b0, bt.as_mut_ptr(), rest * 2 * ROW_BYTES);
-            u.step(int8, at.as_ptr(), ROW_BYTES, bt.as_ptr());
+        if let Some((at, bt)) = tail {
+            u.step(int8, at, ROW_BYTES, bt);
         }
+        u.store_c(c);
     }
 }
 
@@ -231,8 +254,7 @@ unsafe fn steps<U: TileUnit>(u: &mut U, int8: bool, k_units: usize, unit: usize,
 unsafe fn bf16_tile<U: TileUnit>(u: &mut U, kp: usize, a: *const u16, lda: usize, b: *const u16, tile: *mut f32) {
     // SAFETY: a pair is 4 bytes of A (2 halves) and a B row of 32 columns' pairs is 128 bytes.
     unsafe {
-        steps(u, false, kp, 4, a as *const u8, 2 * lda, b as *const u8);
-        u.store_c(tile as *mut u8);
+        steps(u, false, kp, 4, a as *const u8, 2 * lda, b as *const u8, tile as *mut u8);
     }
 }
 
@@ -243,23 +265,25 @@ unsafe fn bf16_tile<U: TileUnit>(u: &mut U, kp: usize, a: *const u16, lda: usize
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn int8_tile<U: TileUnit>(u: &mut U, kq: usize, a: *const u8, lda: usize, b: *const i8, a_scale: *const f32, a_zero: *const i32, b_scale: *const f32, colsum: *const i32, tile: *mut f32) {
-    let mut sums = [0i32; MR * NR];
-    // SAFETY: the function's contract.
+    // Not zeroed first: the tile store writes all of it (a 4 KiB memset per tile would cost a
+    // good part of the tile's own time).
+    let mut sums = core::mem::MaybeUninit::<[i32; MR * NR]>::uninit();
+    // SAFETY: the function's contract; `int8_sums` initialises every element of `sums`.
     unsafe {
-        int8_sums(u, kq, a, lda, b, &mut sums);
-        dequantise(&sums, a_scale, a_zero, b_scale, colsum, tile);
+        int8_sums(u, kq, a, lda, b, sums.as_mut_ptr());
+        dequantise(sums.assume_init_ref(), a_scale, a_zero, b_scale, colsum, tile);
     }
 }
 
 /// The exact int32 sums of u8 x i8 quad products of a 32 x 32 tile.
 ///
 /// # Safety
-/// `a`: 32 rows of 4 kq bytes, `lda` apart; `b`: kq rows of 128 bytes; the tiles configured.
-unsafe fn int8_sums<U: TileUnit>(u: &mut U, kq: usize, a: *const u8, lda: usize, b: *const i8, sums: &mut [i32; MR * NR]) {
-    // SAFETY: the function's contract; `sums` holds 32 rows of 128 bytes.
+/// `a`: 32 rows of 4 kq bytes, `lda` apart; `b`: kq rows of 128 bytes; `sums` writable; the tiles
+/// configured.
+unsafe fn int8_sums<U: TileUnit>(u: &mut U, kq: usize, a: *const u8, lda: usize, b: *const i8, sums: *mut [i32; MR * NR]) {
+    // SAFETY: the function's contract; `sums` holds 32 rows of 128 bytes, all written.
     unsafe {
-        steps(u, true, kq, 4, a, lda, b as *const u8);
-        u.store_c(sums.as_mut_ptr() as *mut u8);
+        steps(u, true, kq, 4, a, lda, b as *const u8, sums as *mut u8);
     }
 }
 
@@ -557,7 +581,7 @@ mod tests {
             // SAFETY: the buffers have the sizes the contract asks; the emulator needs no CPU feature.
             unsafe {
                 emu.configure();
-                int8_sums(&mut emu, kq, a.as_ptr(), lda, b.as_ptr(), &mut sums);
+                int8_sums(&mut emu, kq, a.as_ptr(), lda, b.as_ptr(), &mut sums as *mut _);
             }
             for i in 0..MR {
                 for j in 0..NR {
@@ -606,7 +630,7 @@ mod tests {
         }
         unsafe fn run_int8(kq: usize, a: *const u8, lda: usize, b: *const i8, a_scale: *const f32, a_zero: *const i32, b_scale: *const f32, colsum: *const i32, tile: *mut f32) {
             let mut sums = [0i32; MR * NR];
-            EMU.with(|e| unsafe { int8_sums(&mut *e.borrow_mut(), kq, a, lda, b, &mut sums) });
+            EMU.with(|e| unsafe { int8_sums(&mut *e.borrow_mut(), kq, a, lda, b, &mut sums as *mut _) });
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the contract's sizes; AVX-512F checked.
                 unsafe { dequantise(&sums, a_scale, a_zero, b_scale, colsum, tile) };
