@@ -12,7 +12,7 @@
 //! out tile state only on request (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`; without
 //! it the first tile instruction faults), so [`usable`] asks once per process and the kernels run
 //! only where CPUID, XCR0 and the OS all agree. The arithmetic is written once, generic over
-//! [`TileUnit`]: the hardware (`Hw`) in the policy, an emulator in the tests, so the addressing,
+//! `TileUnit`: the hardware (`Hw`) in the policy, an emulator in the tests, so the addressing,
 //! tails and epilogue are checked on hosts without AMX too.
 use super::kernel::{Bf16Kernel, Int8Kernel};
 use core::arch::x86_64::*;
