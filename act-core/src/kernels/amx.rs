@@ -144,35 +144,29 @@ impl TileUnit for Hw {
 
     #[inline(always)]
     unsafe fn step(&mut self, int8: bool, a: *const u8, lda: usize, b: *const u8) {
+        // Two A tiles 16 rows apart, the two 16-column halves of the B rows, four products.
+        macro_rules! step_with {
+            ($dp:literal) => {
+                core::arch::asm!(
+                    "tileloadd tmm4, [{a0} + {lda}*1]",
+                    "tileloadd tmm5, [{a1} + {lda}*1]",
+                    "tileloadd tmm6, [{b} + {bs}*1]",
+                    "tileloadd tmm7, [{b} + {bs}*1 + 64]",
+                    concat!($dp, " tmm0, tmm4, tmm6"),
+                    concat!($dp, " tmm1, tmm4, tmm7"),
+                    concat!($dp, " tmm2, tmm5, tmm6"),
+                    concat!($dp, " tmm3, tmm5, tmm7"),
+                    a0 = in(reg) a, a1 = in(reg) a.add(16 * lda), lda = in(reg) lda, b = in(reg) b, bs = in(reg) 2 * ROW_BYTES,
+                    options(nostack, readonly, preserves_flags)
+                )
+            };
+        }
         // SAFETY: the trait's contract: 32 rows of 64 bytes of A, 16 rows of 128 bytes of B.
         unsafe {
-            let a1 = a.add(16 * lda);
             if int8 {
-                core::arch::asm!(
-                    "tileloadd tmm4, [{a0} + {lda}*1]",
-                    "tileloadd tmm5, [{a1} + {lda}*1]",
-                    "tileloadd tmm6, [{b} + {bs}*1]",
-                    "tileloadd tmm7, [{b} + {bs}*1 + 64]",
-                    "tdpbusd tmm0, tmm4, tmm6",
-                    "tdpbusd tmm1, tmm4, tmm7",
-                    "tdpbusd tmm2, tmm5, tmm6",
-                    "tdpbusd tmm3, tmm5, tmm7",
-                    a0 = in(reg) a, a1 = in(reg) a1, lda = in(reg) lda, b = in(reg) b, bs = in(reg) 2 * ROW_BYTES,
-                    options(nostack, readonly, preserves_flags)
-                )
+                step_with!("tdpbusd")
             } else {
-                core::arch::asm!(
-                    "tileloadd tmm4, [{a0} + {lda}*1]",
-                    "tileloadd tmm5, [{a1} + {lda}*1]",
-                    "tileloadd tmm6, [{b} + {bs}*1]",
-                    "tileloadd tmm7, [{b} + {bs}*1 + 64]",
-                    "tdpbf16ps tmm0, tmm4, tmm6",
-                    "tdpbf16ps tmm1, tmm4, tmm7",
-                    "tdpbf16ps tmm2, tmm5, tmm6",
-                    "tdpbf16ps tmm3, tmm5, tmm7",
-                    a0 = in(reg) a, a1 = in(reg) a1, lda = in(reg) lda, b = in(reg) b, bs = in(reg) 2 * ROW_BYTES,
-                    options(nostack, readonly, preserves_flags)
-                )
+                step_with!("tdpbf16ps")
             }
         }
     }
