@@ -8,6 +8,7 @@ pub mod gemm;
 pub mod kernel;
 pub mod norm;
 pub mod pack;
+mod tile_source;
 
 mod scalar;
 #[cfg(target_arch = "x86_64")]
