@@ -33,9 +33,9 @@ pub struct KernelChoice {
     pub note: String,
 }
 
-/// The paths `accept` admits on `isa`, most precise first.
-fn candidates(isa: Isa, accept: Accuracy) -> Vec<WeightStorage> {
-    let mut c = vec![WeightStorage::F32];
+/// The paths `accept` admits on `isa`, most precise first; with `amx_only`, the ones AMX runs.
+fn candidates(isa: Isa, accept: Accuracy, amx_only: bool) -> Vec<WeightStorage> {
+    let mut c = if amx_only { vec![] } else { vec![WeightStorage::F32] };
     if accept != Accuracy::F32 && isa.supports_bf16() {
         c.push(WeightStorage::Bf16);
     }
@@ -48,19 +48,20 @@ fn candidates(isa: Isa, accept: Accuracy) -> Vec<WeightStorage> {
 
 /// Pick the storage for `accept` on `isa`. `shapes` are (m, k, n) GEMMs standing for the model (a
 /// 3x3 convolution and a transformer projection); each candidate runs them five times, one thread,
-/// interleaved with the others, and its median counts.
-pub fn choose(isa: Isa, accept: Accuracy, shapes: &[(usize, usize, usize)]) -> KernelChoice {
+/// interleaved with the others, and its median counts. With `amx_only` (`Options::require_amx`,
+/// checked by [`amx_refusal`] first) f32 is not a candidate.
+pub fn choose(isa: Isa, accept: Accuracy, amx_only: bool, shapes: &[(usize, usize, usize)]) -> KernelChoice {
     if accept == Accuracy::F32 {
         return KernelChoice { isa, storage: WeightStorage::F32, note: String::from("f32 (exact)") };
     }
-    let cands = candidates(isa, accept);
+    let cands = candidates(isa, accept, amx_only);
     let names = |s: WeightStorage| match s {
         WeightStorage::Bf16 => "bf16",
         WeightStorage::Int8 => "int8",
         _ => "f32",
     };
     let mut missing = String::new();
-    if !cands.contains(&WeightStorage::Bf16) {
+    if !cands.contains(&WeightStorage::Bf16) && !amx_only {
         missing.push_str("; bf16: no AVX-512 BF16 / Arm BF16 kernel");
     }
     if accept == Accuracy::Int8 && !cands.contains(&WeightStorage::Int8) {
@@ -68,7 +69,8 @@ pub fn choose(isa: Isa, accept: Accuracy, shapes: &[(usize, usize, usize)]) -> K
     }
     let times = measure(isa, &cands, shapes);
     let Some(times) = times else {
-        return KernelChoice { isa, storage: WeightStorage::F32, note: alloc::format!("{accept:?} accepted; no timer without std: f32{missing}") };
+        let storage = cands[0];
+        return KernelChoice { isa, storage, note: alloc::format!("{accept:?} accepted; no timer without std: {}{missing}", names(storage)) };
     };
     // Walk from the most precise: a candidate replaces the current choice only if clearly faster.
     let mut best = 0;
@@ -77,9 +79,9 @@ pub fn choose(isa: Isa, accept: Accuracy, shapes: &[(usize, usize, usize)]) -> K
             best = i;
         }
     }
-    let mut note = alloc::format!("{accept:?} accepted; measured on this CPU ({isa:?}, 1 thread):");
+    let mut note = alloc::format!("{accept:?} accepted{}; measured on this CPU ({isa:?}, 1 thread):", if amx_only { ", AMX required" } else { "" });
     for (s, t) in cands.iter().zip(&times) {
-        note.push_str(&alloc::format!(" {} {:.2}x f32", names(*s), times[0] / t));
+        note.push_str(&alloc::format!(" {} {:.2}x {}", names(*s), times[0] / t, names(cands[0])));
     }
     note.push_str(&alloc::format!("; running {}", names(cands[best])));
     if cands[best] == WeightStorage::Int8 {
@@ -93,8 +95,47 @@ pub fn choose(isa: Isa, accept: Accuracy, shapes: &[(usize, usize, usize)]) -> K
     KernelChoice { isa, storage: cands[best], note }
 }
 
+/// Why the AMX tiles cannot run the `storage` compute path with the `isa` kernels in this process
+/// (`Options::require_amx`); `None` when they can. The first call on an AMX CPU asks the OS for
+/// tile data.
+pub fn amx_refusal(isa: Isa, storage: WeightStorage) -> Option<String> {
+    if !matches!(storage, WeightStorage::Bf16 | WeightStorage::Int8) {
+        return Some(alloc::format!("AMX runs the bf16 and int8 compute paths only, not {storage:?}: force weights Bf16 or Int8, or accept Bf16 or Int8"));
+    }
+    #[cfg(target_arch = "x86_64")]
+    return amx_refusal_for(isa, crate::kernels::amx::status());
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        Some(String::from("AMX tiles exist only on x86_64 CPUs (Intel Xeon 4th generation and later)"))
+    }
+}
+
+/// [`amx_refusal`] of a bf16 or int8 path for a given AMX status (tests give each one).
+#[cfg(target_arch = "x86_64")]
+fn amx_refusal_for(isa: Isa, status: crate::kernels::amx::AmxStatus) -> Option<String> {
+    use crate::kernels::amx::AmxStatus;
+    Some(match status {
+        AmxStatus::Usable if isa == Isa::Avx512 => return None,
+        AmxStatus::Usable => alloc::format!("the AMX kernels run beside the Avx512 kernels, not {isa:?}"),
+        AmxStatus::NotInCpu => {
+            String::from("this CPU lacks AMX: CPUID leaf 7 does not list all of AMX-TILE, AMX-BF16, AMX-INT8, AVX-512 BF16 and AVX-512 VNNI (the AMX kernels use the five)")
+        }
+        AmxStatus::NotEnabledByOs => String::from("the OS does not enable AMX tile state (XCR0 bits 17-18 clear: Linux before 5.16, or AMX turned off)"),
+        AmxStatus::PermissionRefused(e) => {
+            let why = match e {
+                0 => " (no errno: this build cannot ask, without act-core's std feature or off Linux, or the OS answered without granting it)",
+                28 => " (ENOSPC: a sigaltstack of this process is too small for tile state)",
+                _ => "",
+            };
+            alloc::format!("the OS refused tile data to this process: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) errno {e}{why}")
+        }
+        AmxStatus::Disabled => String::from("AMX is turned off in this process (act_core::kernels::amx::set_amx_allowed(false))"),
+    })
+}
+
 /// Why an AMX CPU runs the AVX-512 kernels instead, if it does (empty otherwise).
-fn amx_note(isa: Isa) -> String {
+pub(crate) fn amx_note(isa: Isa) -> String {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 {
         use crate::kernels::amx::{status, AmxStatus};
@@ -148,4 +189,38 @@ fn measure(isa: Isa, cands: &[WeightStorage], shapes: &[(usize, usize, usize)]) 
 #[cfg(not(feature = "std"))]
 fn measure(_: Isa, _: &[WeightStorage], _: &[(usize, usize, usize)]) -> Option<Vec<f64>> {
     None
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::kernels::amx::AmxStatus;
+
+    #[test]
+    fn amx_refusals_name_the_reason() {
+        let refusal = |isa, status| amx_refusal_for(isa, status).unwrap_or_default();
+        assert_eq!(amx_refusal_for(Isa::Avx512, AmxStatus::Usable), None);
+        assert!(refusal(Isa::Avx2, AmxStatus::Usable).contains("not Avx2"));
+        assert!(refusal(Isa::Avx512, AmxStatus::NotInCpu).contains("CPU lacks AMX"));
+        assert!(refusal(Isa::Avx2, AmxStatus::NotInCpu).contains("CPU lacks AMX"));
+        assert!(refusal(Isa::Avx512, AmxStatus::NotEnabledByOs).contains("XCR0"));
+        let r = refusal(Isa::Avx512, AmxStatus::PermissionRefused(28));
+        assert!(r.contains("errno 28") && r.contains("sigaltstack"), "{r}");
+        assert!(refusal(Isa::Avx512, AmxStatus::PermissionRefused(1)).contains("errno 1"));
+        assert!(refusal(Isa::Avx512, AmxStatus::Disabled).contains("set_amx_allowed"));
+        for storage in [WeightStorage::F32, WeightStorage::F16, WeightStorage::F16Compute] {
+            let r = amx_refusal(Isa::Avx512, storage).unwrap_or_default();
+            assert!(r.contains("bf16 and int8 compute paths only"), "{storage:?}: {r}");
+        }
+    }
+
+    #[test]
+    fn amx_only_candidates_leave_out_f32() {
+        // What this CPU's AVX-512 has (a CPU without AVX-512 has neither).
+        let bf16: &[WeightStorage] = if Isa::Avx512.supports_bf16() { &[WeightStorage::Bf16] } else { &[] };
+        let int8: &[WeightStorage] = if Isa::Avx512.supports_int8() { &[WeightStorage::Int8] } else { &[] };
+        assert_eq!(candidates(Isa::Avx512, Accuracy::Int8, true), [bf16, int8].concat());
+        assert_eq!(candidates(Isa::Avx512, Accuracy::Bf16, true), bf16);
+        assert_eq!(candidates(Isa::Avx512, Accuracy::Bf16, false), [&[WeightStorage::F32], bf16].concat());
+    }
 }

@@ -49,6 +49,13 @@ pub struct Options {
     /// the fastest (a lower precision only where it is at least 10 % faster); see
     /// [`Policy::kernels`]. Exclusive with a `weights` other than f32.
     pub accept: Accuracy,
+    /// x86_64 with `std`: the bf16 / int8 path must run on AMX tiles (Intel Xeon 4th generation
+    /// and later), with `weights` Bf16 or Int8 (forced) or `accept` Bf16 or Int8 (the faster AMX
+    /// path, f32 not a candidate). Where the tiles cannot run, the load fails naming why (not in
+    /// this CPU, not enabled by the OS, the OS refused the permission and its errno, an `isa`
+    /// other than Avx512) instead of falling back to the AVX-512 kernels. GEMMs of fewer than 16
+    /// rows (the state projection) run on AVX-512 either way.
+    pub require_amx: bool,
     /// Threads for one step (0 or 1: the calling thread only). With `std`, `threads - 1`
     /// workers are started at load and kept until the policy is dropped.
     pub threads: usize,
@@ -168,16 +175,25 @@ impl Policy {
             Ensembling::Disabled => None,
             Ensembling::Coefficient(c) => Some(crate::ensemble::check_coefficient(c, config.chunk_size)?),
         };
+        if options.require_amx {
+            // Checked before measuring: bf16 stands for whichever path `accept` admits.
+            let path = if options.accept == Accuracy::F32 { options.weights } else { WeightStorage::Bf16 };
+            if let Some(why) = crate::dispatch::amx_refusal(isa, path) {
+                return Err(config_err("require_amx", why));
+            }
+        }
         let kernels = match (options.accept, options.weights) {
-            (Accuracy::F32, WeightStorage::Int8) => {
-                KernelChoice { isa, storage: WeightStorage::Int8, note: format!("Int8 weights, as given in Options::weights ({} kernel)", isa.int8_kernel_name()) }
+            (Accuracy::F32, storage @ (WeightStorage::Int8 | WeightStorage::Bf16)) => {
+                let kernel = if storage == WeightStorage::Int8 { isa.int8_kernel_name() } else { isa.bf16_kernel_name() };
+                let note = format!("{storage:?} weights, as given in Options::weights ({kernel} kernel){}", crate::dispatch::amx_note(isa));
+                KernelChoice { isa, storage, note }
             }
             (Accuracy::F32, storage) => KernelChoice { isa, storage, note: format!("{storage:?} weights, as given in Options::weights") },
             (accept, WeightStorage::F32) => {
                 let dim = config.dim_model;
                 let tokens = config.n_tokens().clamp(32, 300);
                 // A 3x3 convolution of ResNet-18's layer2 and the first feed-forward layer.
-                choose(isa, accept, &[(240, 9 * 128, 128), (tokens, dim, config.dim_feedforward.min(1024))])
+                choose(isa, accept, options.require_amx, &[(240, 9 * 128, 128), (tokens, dim, config.dim_feedforward.min(1024))])
             }
             (accept, storage) => {
                 return Err(config_err("accept", format!("{accept:?} with weights {storage:?}: give either a storage to force or the accuracy to accept")));

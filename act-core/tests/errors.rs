@@ -236,3 +236,59 @@ fn accepted_accuracy_bounds_the_chosen_path() {
         }
     }
 }
+
+/// `require_amx`: on an AMX CPU (as `/proc/cpuinfo` lists it) the bf16 / int8 paths load on the
+/// tiles; elsewhere every way of asking fails naming why, never falling back or trapping.
+#[test]
+fn required_amx_runs_on_tiles_or_fails_naming_why() {
+    use act_core::{Accuracy, WeightStorage};
+    let t = Tiny::new();
+    let bytes = serialize(&t.values(1), Some(&t.config_json()), Dtype::F32);
+    let refused = |o: &Options| match Policy::from_bytes(&bytes, o) {
+        Err(Error::Config { field, reason }) if field == "require_amx" => Some(reason),
+        Err(e) => panic!("{o:?}: expected a require_amx error or a policy, got {e}"),
+        Ok(_) => None,
+    };
+    let f32_path = refused(&Options { require_amx: true, ..Options::default() });
+    assert!(f32_path.as_deref().is_some_and(|r| r.contains("bf16 and int8")), "f32 never runs on AMX: {f32_path:?}");
+    let asks = [
+        Options { require_amx: true, weights: WeightStorage::Bf16, ..Options::default() },
+        Options { require_amx: true, weights: WeightStorage::Int8, ..Options::default() },
+        Options { require_amx: true, accept: Accuracy::Bf16, ..Options::default() },
+        Options { require_amx: true, accept: Accuracy::Int8, ..Options::default() },
+    ];
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_has_amx = ["amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni"].iter().all(|f| cpuinfo.split_whitespace().any(|w| w == *f));
+        for o in &asks {
+            match Policy::from_bytes(&bytes, o) {
+                Ok(p) => {
+                    let k = p.kernels();
+                    assert!(cpu_has_amx, "{o:?} loaded on a CPU without AMX: {}", k.note);
+                    assert!(matches!(k.storage, WeightStorage::Bf16 | WeightStorage::Int8) && k.note.contains("AMX"), "{o:?}: {:?} {}", k.storage, k.note);
+                }
+                Err(Error::Config { field, reason }) => {
+                    assert_eq!(field, "require_amx", "{reason}");
+                    if cpu_has_amx {
+                        // The CPU has it: only the OS can stand in the way.
+                        assert!(reason.contains("the OS"), "{reason}");
+                    } else {
+                        assert!(reason.contains("this CPU lacks AMX"), "{reason}");
+                    }
+                }
+                Err(e) => panic!("{o:?}: {e}"),
+            }
+        }
+        // The AMX kernels run beside AVX-512's: a forced AVX2 is refused on every CPU that has AVX2.
+        if act_core::Isa::Avx2.is_supported() {
+            let r = refused(&Options { isa: Some(act_core::Isa::Avx2), ..asks[0] }).expect("AMX with isa Avx2 must be refused");
+            assert!(r.contains("lacks AMX") || r.contains("not Avx2"), "{r}");
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for o in &asks {
+        let r = refused(o).expect("no AMX off x86_64");
+        assert!(r.contains("only on x86_64"), "{r}");
+    }
+}

@@ -128,8 +128,9 @@ enum Cmd {
         latest_chunk: bool,
         /// act-core's compute path: f32; bf16 or int8 (forced: an error where this CPU lacks the
         /// kernel); fastest-bf16 / fastest-int8 (the fastest path measured on this CPU among those
-        /// at least that precise). act-core backend only.
-        #[arg(long, value_parser = ["f32", "bf16", "int8", "fastest-bf16", "fastest-int8"], default_value = "f32")]
+        /// at least that precise); amx-bf16 / amx-int8 (bf16 / int8 on AMX tiles, an error naming
+        /// why where they cannot run). act-core backend only.
+        #[arg(long, value_parser = ["f32", "bf16", "int8", "fastest-bf16", "fastest-int8", "amx-bf16", "amx-int8"], default_value = "f32")]
         precision: String,
     },
     /// Success over training time: evaluate every snapshot `act-train train --snapshot-every N`
@@ -330,9 +331,11 @@ fn compute_options(precision: &str) -> act_core::Options {
         "int8" => (WeightStorage::Int8, Accuracy::F32),
         "fastest-bf16" => (WeightStorage::F32, Accuracy::Bf16),
         "fastest-int8" => (WeightStorage::F32, Accuracy::Int8),
+        "amx-bf16" => (WeightStorage::Bf16, Accuracy::F32),
+        "amx-int8" => (WeightStorage::Int8, Accuracy::F32),
         _ => (WeightStorage::F32, Accuracy::F32),
     };
-    act_core::Options { weights, accept, ..Default::default() }
+    act_core::Options { weights, accept, require_amx: precision.starts_with("amx-"), ..Default::default() }
 }
 
 fn querying(ckpt: &Path, temporal_agg: bool, coeff: Option<f32>, every: Option<usize>) -> Result<Querying> {

@@ -234,6 +234,18 @@ typedef enum act_precision {
    * The fastest of f32, bf16 and int8 compute on this CPU, measured when the policy is opened.
    */
   ACT_PRECISION_FASTEST_INT8 = 7,
+  /**
+   * `ACT_PRECISION_BF16` on AMX tiles (`tdpbf16ps`; Intel Xeon 4th generation and later), or
+   * fail: where the tiles cannot run (not in this CPU, not enabled by the OS, the OS refused
+   * the permission, `isa` other than AVX-512) opening fails with `ACT_ERR_CONFIG` and a message
+   * naming why, instead of running the AVX-512 kernels. `ACT_PRECISION_BF16` itself uses AMX
+   * where it can and AVX-512 BF16 otherwise.
+   */
+  ACT_PRECISION_AMX_BF16 = 8,
+  /**
+   * `ACT_PRECISION_INT8` on AMX tiles (`tdpbusd`), or fail, as `ACT_PRECISION_AMX_BF16`.
+   */
+  ACT_PRECISION_AMX_INT8 = 9,
 } act_precision;
 
 /**

@@ -53,20 +53,14 @@ pub(crate) fn parse_options(options: *const act_options) -> Result<(Options, Opt
     let (weights, accept) = match o.precision {
         0 | 1 => (act::WeightStorage::F32, act::Accuracy::F32),
         2 => (act::WeightStorage::F16, act::Accuracy::F32),
-        3 => (act::WeightStorage::Bf16, act::Accuracy::F32),
+        3 | 8 => (act::WeightStorage::Bf16, act::Accuracy::F32),
         4 => (act::WeightStorage::F16Compute, act::Accuracy::F32),
-        5 => (act::WeightStorage::Int8, act::Accuracy::F32),
+        5 | 9 => (act::WeightStorage::Int8, act::Accuracy::F32),
         6 => (act::WeightStorage::F32, act::Accuracy::Bf16),
         7 => (act::WeightStorage::F32, act::Accuracy::Int8),
-        v => {
-            return Err(global_fail(
-                ACT_ERR_UNSUPPORTED,
-                format_args!(
-                    "options.precision = {v} is not an act_precision value (0..=7)"
-                ),
-            ));
-        }
+        v => return Err(global_fail(ACT_ERR_UNSUPPORTED, format_args!("options.precision = {v} is not an act_precision value (0..=9)"))),
     };
+    let require_amx = matches!(o.precision, 8 | 9);
     let realtime_priority = match o.realtime_priority {
         0 => None,
         p => Some(u8::try_from(p).map_err(|_| {
@@ -90,7 +84,7 @@ pub(crate) fn parse_options(options: *const act_options) -> Result<(Options, Opt
             _ => *slot = Some((h as usize, w as usize)),
         }
     }
-    Ok((Options { ensembling, isa, threads: o.threads as usize, weights, accept, realtime_priority, memory_budget, camera_sizes, ..Default::default() }, alignment))
+    Ok((Options { ensembling, isa, threads: o.threads as usize, weights, accept, require_amx, realtime_priority, memory_budget, camera_sizes, ..Default::default() }, alignment))
 }
 
 pub(crate) fn isa_code(isa: Isa) -> u32 {

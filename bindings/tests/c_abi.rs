@@ -182,7 +182,7 @@ fn open_errors_are_statuses_with_messages() {
         (act_options { isa: act_isa::ACT_ISA_NEON as u32, ..d }, ACT_ERR_UNSUPPORTED, "Neon is not supported"),
         #[cfg(target_arch = "aarch64")]
         (act_options { isa: act_isa::ACT_ISA_AVX2 as u32, ..d }, ACT_ERR_UNSUPPORTED, "Avx2 is not supported"),
-        (act_options { precision: 8, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
+        (act_options { precision: 10, ..d }, ACT_ERR_UNSUPPORTED, "precision"),
         // The scalar kernels have no bf16 path.
         (act_options { precision: act_precision::ACT_PRECISION_BF16 as u32, isa: 1, ..d }, ACT_ERR_CONFIG, "bf16"),
         (act_options { threads: 1000, ..d }, ACT_ERR_INVALID_ARGUMENT, "threads"),
@@ -245,6 +245,30 @@ fn open_errors_are_statuses_with_messages() {
     } else {
         let (s, m) = open_bytes(&bytes, Some(&o)).unwrap_err();
         assert!(s == ACT_ERR_CONFIG && m.contains("VNNI"), "{s:?}: {m}");
+    }
+    // AMX_*: the tiles or a CONFIG error naming why (an AMX CPU is read from /proc/cpuinfo).
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_has_amx = cfg!(target_arch = "x86_64") && ["amx_tile", "amx_bf16", "amx_int8"].iter().all(|f| cpuinfo.split_whitespace().any(|w| w == *f));
+    for (code, runs) in [(act_precision::ACT_PRECISION_AMX_BF16, act_precision::ACT_PRECISION_BF16), (act_precision::ACT_PRECISION_AMX_INT8, act_precision::ACT_PRECISION_INT8)] {
+        match open_bytes(&bytes, Some(&act_options { precision: code as u32, ..d })) {
+            Ok(p) => {
+                let (k, note) = kernels(p);
+                assert!(cpu_has_amx, "{code:?} opened without AMX in /proc/cpuinfo: {note}");
+                assert!(k.precision == runs as u32 && note.contains("AMX"), "{code:?}: {} {note}", k.precision);
+                free(p);
+            }
+            Err((s, m)) => {
+                assert_eq!(s, ACT_ERR_CONFIG, "{m}");
+                let why = if !cfg!(target_arch = "x86_64") {
+                    "only on x86_64"
+                } else if cpu_has_amx {
+                    "the OS"
+                } else {
+                    "lacks AMX"
+                };
+                assert!(m.contains("require_amx") && m.contains(why), "{code:?}: {m}");
+            }
+        }
     }
     // FASTEST_*: a measured choice within the accepted precision, with its reason; the default
     // reports f32.
