@@ -48,13 +48,18 @@ fn candidates(isa: Isa, accept: Accuracy, amx_only: bool) -> Vec<WeightStorage> 
 
 /// Pick the storage for `accept` on `isa`. `shapes` are (m, k, n) GEMMs standing for the model (a
 /// 3x3 convolution and a transformer projection); each candidate runs them five times, one thread,
-/// interleaved with the others, and its median counts. With `amx_only` (`Options::require_amx`,
-/// checked by [`amx_refusal`] first) f32 is not a candidate.
-pub fn choose(isa: Isa, accept: Accuracy, amx_only: bool, shapes: &[(usize, usize, usize)]) -> KernelChoice {
-    if accept == Accuracy::F32 {
+/// interleaved with the others, and its median counts.
+pub fn choose(isa: Isa, accept: Accuracy, shapes: &[(usize, usize, usize)]) -> KernelChoice {
+    choose_among(isa, accept, false, shapes)
+}
+
+/// [`choose`]; with `amx_only` (`Options::require_amx`, which [`amx_refusal`] admitted) f32 is not
+/// a candidate. Should nothing be left, f32 runs.
+pub(crate) fn choose_among(isa: Isa, accept: Accuracy, amx_only: bool, shapes: &[(usize, usize, usize)]) -> KernelChoice {
+    let cands = candidates(isa, accept, amx_only);
+    if accept == Accuracy::F32 || cands.is_empty() {
         return KernelChoice { isa, storage: WeightStorage::F32, note: String::from("f32 (exact)") };
     }
-    let cands = candidates(isa, accept, amx_only);
     let names = |s: WeightStorage| match s {
         WeightStorage::Bf16 => "bf16",
         WeightStorage::Int8 => "int8",
@@ -67,7 +72,8 @@ pub fn choose(isa: Isa, accept: Accuracy, amx_only: bool, shapes: &[(usize, usiz
     if accept == Accuracy::Int8 && !cands.contains(&WeightStorage::Int8) {
         missing.push_str(&alloc::format!("; int8: needs {}", Isa::INT8_REQUIREMENT));
     }
-    let times = measure(isa, &cands, shapes);
+    // A single candidate needs no timing.
+    let times = if cands.len() == 1 { Some(vec![1.0]) } else { measure(isa, &cands, shapes) };
     let Some(times) = times else {
         let storage = cands[0];
         return KernelChoice { isa, storage, note: alloc::format!("{accept:?} accepted; no timer without std: {}{missing}", names(storage)) };
@@ -115,16 +121,18 @@ pub fn amx_refusal(isa: Isa, storage: WeightStorage) -> Option<String> {
 #[cfg(target_arch = "x86_64")]
 fn amx_refusal_for(isa: Isa, status: crate::kernels::amx::AmxStatus) -> Option<String> {
     use crate::kernels::amx::AmxStatus;
+    // The CPU first, then the caller's choices, then the OS: each message names the first thing
+    // to change.
     Some(match status {
-        AmxStatus::Usable if isa == Isa::Avx512 => return None,
-        AmxStatus::Usable => alloc::format!("the AMX kernels run beside the Avx512 kernels, not {isa:?}"),
         AmxStatus::NotInCpu => {
             String::from("this CPU lacks AMX: CPUID leaf 7 does not list all of AMX-TILE, AMX-BF16, AMX-INT8, AVX-512 BF16 and AVX-512 VNNI (the AMX kernels use the five)")
         }
+        _ if isa != Isa::Avx512 => alloc::format!("the AMX kernels run beside the Avx512 kernels, not {isa:?}"),
+        AmxStatus::Usable => return None,
         AmxStatus::NotEnabledByOs => String::from("the OS does not enable AMX tile state (XCR0 bits 17-18 clear: Linux before 5.16, or AMX turned off)"),
         AmxStatus::PermissionRefused(e) => {
             let why = match e {
-                0 => " (no errno: this build cannot ask, without act-core's std feature or off Linux, or the OS answered without granting it)",
+                0 => " (none: act-core asks for tile data only on Linux with its std feature, or Linux answered without granting it)",
                 28 => " (ENOSPC: a sigaltstack of this process is too small for tile state)",
                 _ => "",
             };
@@ -203,6 +211,8 @@ mod tests {
         assert!(refusal(Isa::Avx2, AmxStatus::Usable).contains("not Avx2"));
         assert!(refusal(Isa::Avx512, AmxStatus::NotInCpu).contains("CPU lacks AMX"));
         assert!(refusal(Isa::Avx2, AmxStatus::NotInCpu).contains("CPU lacks AMX"));
+        // The caller's choice before the OS's: fixing the OS would not be enough.
+        assert!(refusal(Isa::Avx2, AmxStatus::PermissionRefused(28)).contains("not Avx2"));
         assert!(refusal(Isa::Avx512, AmxStatus::NotEnabledByOs).contains("XCR0"));
         let r = refusal(Isa::Avx512, AmxStatus::PermissionRefused(28));
         assert!(r.contains("errno 28") && r.contains("sigaltstack"), "{r}");

@@ -3,7 +3,7 @@
 use crate::checkpoint::TensorStore;
 use crate::config::Config;
 use crate::ensemble::TemporalEnsembler;
-use crate::dispatch::{choose, Accuracy, KernelChoice};
+use crate::dispatch::{choose_among, Accuracy, KernelChoice};
 use crate::error::{config_err, Error, Result};
 use crate::kernels::exec::Executor;
 use crate::kernels::pack::{zero_border, Packing, WeightStorage};
@@ -49,12 +49,14 @@ pub struct Options {
     /// the fastest (a lower precision only where it is at least 10 % faster); see
     /// [`Policy::kernels`]. Exclusive with a `weights` other than f32.
     pub accept: Accuracy,
-    /// x86_64 with `std`: the bf16 / int8 path must run on AMX tiles (Intel Xeon 4th generation
-    /// and later), with `weights` Bf16 or Int8 (forced) or `accept` Bf16 or Int8 (the faster AMX
-    /// path, f32 not a candidate). Where the tiles cannot run, the load fails naming why (not in
-    /// this CPU, not enabled by the OS, the OS refused the permission and its errno, an `isa`
-    /// other than Avx512) instead of falling back to the AVX-512 kernels. GEMMs of fewer than 16
-    /// rows (the state projection) run on AVX-512 either way.
+    /// Linux x86_64 with `std`: the bf16 / int8 path must run on AMX tiles (Intel Xeon 4th
+    /// generation and later), with `weights` Bf16 or Int8 (forced) or `accept` Bf16 or Int8 (the
+    /// faster AMX path, f32 not a candidate). Where the tiles cannot run, the load fails naming why
+    /// (not in this CPU, an `isa` other than Avx512, not enabled by the OS, the OS refused the
+    /// permission and its errno) instead of falling back to the AVX-512 kernels. Every GEMM of
+    /// fewer than 16 rows runs on AVX-512 either way: the state and latent projections, and the
+    /// decoder and action head when `chunk_size` < 16, ResNet's last layers on small frames. The
+    /// process-wide `kernels::amx::set_amx_allowed(false)`, meant for comparisons, overrides it.
     pub require_amx: bool,
     /// Threads for one step (0 or 1: the calling thread only). With `std`, `threads - 1`
     /// workers are started at load and kept until the policy is dropped.
@@ -175,6 +177,9 @@ impl Policy {
             Ensembling::Disabled => None,
             Ensembling::Coefficient(c) => Some(crate::ensemble::check_coefficient(c, config.chunk_size)?),
         };
+        if options.accept != Accuracy::F32 && options.weights != WeightStorage::F32 {
+            return Err(config_err("accept", format!("{:?} with weights {:?}: give either a storage to force or the accuracy to accept", options.accept, options.weights)));
+        }
         if options.require_amx {
             // Checked before measuring: bf16 stands for whichever path `accept` admits.
             let path = if options.accept == Accuracy::F32 { options.weights } else { WeightStorage::Bf16 };
@@ -193,7 +198,7 @@ impl Policy {
                 let dim = config.dim_model;
                 let tokens = config.n_tokens().clamp(32, 300);
                 // A 3x3 convolution of ResNet-18's layer2 and the first feed-forward layer.
-                choose(isa, accept, options.require_amx, &[(240, 9 * 128, 128), (tokens, dim, config.dim_feedforward.min(1024))])
+                choose_among(isa, accept, options.require_amx, &[(240, 9 * 128, 128), (tokens, dim, config.dim_feedforward.min(1024))])
             }
             (accept, storage) => {
                 return Err(config_err("accept", format!("{accept:?} with weights {storage:?}: give either a storage to force or the accuracy to accept")));

@@ -238,12 +238,14 @@ typedef enum act_precision {
    * `ACT_PRECISION_BF16` on AMX tiles (`tdpbf16ps`; Intel Xeon 4th generation and later), or
    * fail: where the tiles cannot run (not in this CPU, not enabled by the OS, the OS refused
    * the permission, `isa` other than AVX-512) opening fails with `ACT_ERR_CONFIG` and a message
-   * naming why, instead of running the AVX-512 kernels. `ACT_PRECISION_BF16` itself uses AMX
-   * where it can and AVX-512 BF16 otherwise.
+   * naming why, instead of running the AVX-512 kernels. GEMMs of fewer than 16 rows run on
+   * AVX-512 either way. `ACT_PRECISION_BF16` itself uses AMX where it can and AVX-512 BF16
+   * otherwise.
    */
   ACT_PRECISION_AMX_BF16 = 8,
   /**
-   * `ACT_PRECISION_INT8` on AMX tiles (`tdpbusd`), or fail, as `ACT_PRECISION_AMX_BF16`.
+   * `ACT_PRECISION_INT8` on AMX tiles (`tdpbusd`), or fail, as `ACT_PRECISION_AMX_BF16`. (There
+   * is no C form of a measured choice among the AMX paths: pick one.)
    */
   ACT_PRECISION_AMX_INT8 = 9,
 } act_precision;
@@ -406,7 +408,8 @@ typedef struct act_kernels {
   /**
    * The `act_precision` of the compute path that runs: `ACT_PRECISION_F32`,
    * `ACT_PRECISION_F16_WEIGHTS`, `ACT_PRECISION_BF16`, `ACT_PRECISION_F16` or
-   * `ACT_PRECISION_INT8` (never DEFAULT or a FASTEST value).
+   * `ACT_PRECISION_INT8` (never DEFAULT, a FASTEST or an AMX value: `ACT_PRECISION_AMX_BF16`
+   * reports `ACT_PRECISION_BF16`, and the note names the AMX kernel).
    */
   uint32_t precision;
 } act_kernels;
