@@ -12,6 +12,7 @@ use crate::data::{Normalization, steps_per_epoch};
 use crate::loader::ValEvery;
 use crate::loss::LossKind;
 use crate::model::backbone::BatchNormMode;
+use crate::optim::LrSchedule;
 
 /// Named sizes and hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -170,6 +171,13 @@ pub struct TrainCli {
     /// weights instead of the last ones. Off by default, as in ACT.
     #[arg(long)]
     pub ema_decay: Option<f64>,
+    /// Learning-rate schedule: constant (ACT's) or cosine (half a cosine to 0 at the last step)
+    /// [default: constant]. Applies to --lr and --lr-backbone alike.
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrSchedule>,
+    /// Raise the learning rates linearly over the first N updates [default: 0].
+    #[arg(long, value_name = "N")]
+    pub warmup_steps: Option<u64>,
     /// Move each training image by a random offset of up to N pixels (at the model's image size)
     /// in each direction, border replicated (DrQ's random shift; validation images are not
     /// moved). Off by default, as in ACT, whose backbone starts from ImageNet weights.
@@ -255,6 +263,11 @@ pub struct TrainArgs {
     /// Absent in checkpoints written before the option existed: those did not augment.
     #[serde(default)]
     pub augment_shift: usize,
+    /// Absent in checkpoints written before the option existed: those kept the rate constant.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    #[serde(default)]
+    pub warmup_steps: u64,
 }
 
 impl TrainArgs {
@@ -288,6 +301,8 @@ impl TrainArgs {
             val_every: ValEvery::Epochs(1),
             ema_decay: None,
             augment_shift: 0,
+            lr_schedule: LrSchedule::Constant,
+            warmup_steps: 0,
         };
         match p {
             TrainPreset::Paper => base,
@@ -358,6 +373,12 @@ impl TrainArgs {
         }
         if let Some(n) = cli.augment_shift {
             self.augment_shift = n;
+        }
+        if let Some(l) = cli.lr_schedule {
+            self.lr_schedule = l;
+        }
+        if let Some(n) = cli.warmup_steps {
+            self.warmup_steps = n;
         }
         if let Some(s) = &cli.image_size {
             self.image_size = parse_hw(s)?;

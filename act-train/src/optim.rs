@@ -6,8 +6,38 @@
 //! p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
 
 use anyhow::{Result, ensure};
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
+
+/// How the learning rate moves over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// The same rate throughout, as in ACT and LeRobot's ACT.
+    #[default]
+    Constant,
+    /// Half a cosine from the full rate down to 0 at the last step (after the warm-up), as
+    /// LeRobot's diffusion policy and many vision recipes.
+    Cosine,
+}
+
+/// The factor on the learning rates for the update at `step` (0-based) of `total` steps: a linear
+/// warm-up over the first `warmup` updates ((step + 1) / warmup), then the schedule over the rest.
+pub fn lr_factor(schedule: LrSchedule, warmup: u64, step: u64, total: u64) -> f64 {
+    if step < warmup {
+        return (step + 1) as f64 / warmup as f64;
+    }
+    match schedule {
+        LrSchedule::Constant => 1.0,
+        LrSchedule::Cosine => {
+            let span = total.saturating_sub(warmup).max(1) as f64;
+            let progress = ((step - warmup) as f64 / span).min(1.0);
+            0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        }
+    }
+}
 
 /// One trainable tensor with its moments.
 #[derive(Debug)]
@@ -146,5 +176,31 @@ impl AdamW {
         }
         self.t = t;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LrSchedule, lr_factor};
+
+    #[test]
+    fn lr_factor_follows_warmup_and_cosine() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // Constant: 1 after the warm-up; warm-up linear from 1/warmup.
+        assert!(close(lr_factor(LrSchedule::Constant, 0, 0, 100), 1.0));
+        assert!(close(lr_factor(LrSchedule::Constant, 4, 0, 100), 0.25));
+        assert!(close(lr_factor(LrSchedule::Constant, 4, 3, 100), 1.0));
+        assert!(close(lr_factor(LrSchedule::Constant, 4, 99, 100), 1.0));
+        // Cosine over 100 steps after a warm-up of 20: 1 at step 20, cos(pi/4) point at 45,
+        // 0.5 at 70 (half way), 0 at the end.
+        assert!(close(lr_factor(LrSchedule::Cosine, 20, 19, 120), 1.0));
+        assert!(close(lr_factor(LrSchedule::Cosine, 20, 20, 120), 1.0));
+        assert!(close(lr_factor(LrSchedule::Cosine, 20, 45, 120), 0.5 * (1.0 + 0.5f64.sqrt())));
+        assert!(close(lr_factor(LrSchedule::Cosine, 20, 70, 120), 0.5));
+        assert!(close(lr_factor(LrSchedule::Cosine, 20, 120, 120), 0.0));
+        // Past the end (a run extended without its schedule) stays at 0, never rises again.
+        assert!(close(lr_factor(LrSchedule::Cosine, 0, 150, 120), 0.0));
+        // A warm-up as long as the run.
+        assert!(close(lr_factor(LrSchedule::Cosine, 10, 9, 10), 1.0));
     }
 }

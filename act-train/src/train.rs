@@ -30,7 +30,7 @@ use crate::ema::Ema;
 use crate::export::{CheckpointForm, ExportOptions, export_checkpoint};
 use crate::loss::{LossRow, act_loss, write_losses_csv};
 use crate::model::{Act, normalize_image_u8};
-use crate::optim::AdamW;
+use crate::optim::{AdamW, lr_factor};
 use crate::rng::{TAG_INIT, TAG_TORCH_STEP, TAG_TORCH_VAL, derive_seed};
 use crate::plot::write_loss_curve;
 
@@ -239,7 +239,7 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
     }
     eprintln!(
         "{} episodes ({} train, {} val), {} steps per epoch, {} steps, model dim {} ff {} enc {} dec {} chunk {}, \
-         images {}x{}{}, backbone BatchNorm {:?}, {} trainable tensors on {:?}",
+         images {}x{}{}, backbone BatchNorm {:?}, lr {:e} / backbone {:e} {:?}{}, {} trainable tensors on {:?}",
         n_eps,
         split.train.len(),
         split.val.len(),
@@ -254,6 +254,10 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
         args.image_size.1,
         if args.augment_shift > 0 { format!(" (random shift up to {} px)", args.augment_shift) } else { String::new() },
         args.backbone_bn,
+        args.lr,
+        args.lr_backbone,
+        args.lr_schedule,
+        if args.warmup_steps > 0 { format!(" after {} warm-up steps", args.warmup_steps) } else { String::new() },
         opt.params.len(),
         device
     );
@@ -352,6 +356,8 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
                 if let Some(c) = args.clip_grad_norm {
                     opt.clip_grad_norm(c);
                 }
+                let f = lr_factor(args.lr_schedule, args.warmup_steps, step, total_steps);
+                opt.lrs = [args.lr * f, args.lr_backbone * f];
                 opt.step();
                 if let Some(e) = &mut ema {
                     e.update(opt.t);

@@ -514,3 +514,35 @@ fn weight_average_follows_its_formula_resumes_and_is_exported() {
     assert_ne!(exported, w3[key]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--warmup-steps`: the first update of a 4-step warm-up is the update of a constant run at a
+/// quarter of both learning rates (so the factor reaches the optimizer, backbone group included),
+/// and differs from the full-rate one.
+#[test]
+fn warmup_scales_both_learning_rates() {
+    let _guard = lock();
+    let dir = tmpdir("warmup");
+    let data = dir.join("data");
+    write_dataset(&data, 4, 20, 64, 64).unwrap();
+    let common = ["--val-every", "100", "--batch-size", "2", "--seed", "3", "--backbone-bn", "batch", "--steps", "1"];
+    let run = |name: &str, extra: &[&str]| {
+        let mut a = common.to_vec();
+        a.extend_from_slice(extra);
+        train::run(&cli(&data, &dir.join(name), &a)).unwrap();
+        checkpoint_weights(&TrainingCheckpoint::read(&dir.join(name).join(LAST_CKPT)).unwrap(), false)
+    };
+    let warm = run("warm", &["--lr", "1e-3", "--lr-backbone", "1e-4", "--warmup-steps", "4", "--lr-schedule", "cosine"]);
+    let quarter = run("quarter", &["--lr", "2.5e-4", "--lr-backbone", "2.5e-5"]);
+    let full = run("full", &["--lr", "1e-3", "--lr-backbone", "1e-4"]);
+    let (mut backbone_checked, mut differs) = (false, 0.0f32);
+    for (k, w) in &warm {
+        for i in 0..w.len() {
+            let q = quarter[k][i];
+            assert!((w[i] - q).abs() <= 1e-6 * (1.0 + q.abs()), "{k}[{i}]: warm-up {} vs quarter rate {q}", w[i]);
+            differs = differs.max((w[i] - full[k][i]).abs());
+        }
+        backbone_checked |= k.starts_with("model.backbone.");
+    }
+    assert!(backbone_checked, "no backbone tensor compared");
+    assert!(differs > 1e-6, "the warm-up made no difference to the first update");
+}
