@@ -194,14 +194,12 @@ impl Policy {
                 KernelChoice { isa, storage, note }
             }
             (Accuracy::F32, storage) => KernelChoice { isa, storage, note: format!("{storage:?} weights, as given in Options::weights") },
-            (accept, WeightStorage::F32) => {
+            // An accepted accuracy comes with f32 weights (checked above).
+            (accept, _) => {
                 let dim = config.dim_model;
                 let tokens = config.n_tokens().clamp(32, 300);
                 // A 3x3 convolution of ResNet-18's layer2 and the first feed-forward layer.
                 choose_among(isa, accept, options.require_amx, &[(240, 9 * 128, 128), (tokens, dim, config.dim_feedforward.min(1024))])
-            }
-            (accept, storage) => {
-                return Err(config_err("accept", format!("{accept:?} with weights {storage:?}: give either a storage to force or the accuracy to accept")));
             }
         };
         let options = &Options { weights: kernels.storage, ..*options };
