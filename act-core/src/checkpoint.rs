@@ -1,6 +1,6 @@
 //! Reading checkpoints: safetensors files parsed from byte slices, tensor names normalised to
 //! LeRobot's layout (original-ACT names mapped per ACT_SPEC.md section 3), dtypes widened to f32
-//! (the statistics are read by `normalize`).
+//! (int8 tensors dequantised with their per-row scales; the statistics are read by `normalize`).
 use crate::error::{Error, Result};
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -135,11 +135,31 @@ impl<'a> TensorStore<'a> {
             Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             Dtype::F16 => bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             Dtype::BF16 => bytes.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::I8 => self.dequantize(file, name, view.shape(), bytes)?,
             other => return Err(Error::UnsupportedDtype { name: name.to_string(), dtype: format!("{other:?}") }),
         };
         if out.iter().any(|v| !v.is_finite()) {
             return Err(Error::NonFiniteWeight { name: name.to_string() });
         }
         Ok(out)
+    }
+
+    /// An int8 tensor (`act-train export --quantize int8`, docs/CHECKPOINT.md): `q` with one scale
+    /// per index of its first dimension (an output channel) in `<name>_scale`, in the same file;
+    /// the value is `q * scale`. Widened to f32 like every dtype: the int8 compute path rounds
+    /// these values back to exactly `q` (per output channel, max |q| * scale maps to 127), other
+    /// paths run the dequantised weights.
+    fn dequantize(&self, file: usize, name: &str, shape: &[usize], bytes: &[u8]) -> Result<Vec<f32>> {
+        let scale_name = format!("{name}_scale");
+        let Some(&rows) = shape.first() else {
+            return Err(Error::UnsupportedDtype { name: name.to_string(), dtype: "I8 with no dimensions (int8 needs one scale per row)".into() });
+        };
+        if self.files[file].tensor(&scale_name).is_err() {
+            return Err(Error::UnsupportedDtype { name: name.to_string(), dtype: format!("I8 without its per-row scales `{scale_name}`") });
+        }
+        // Checked like any tensor: shape [rows], a float dtype, finite.
+        let scale = self.read(file, &scale_name, &[rows])?;
+        let per_row = bytes.len().checked_div(rows).unwrap_or(0);
+        Ok(bytes.iter().enumerate().map(|(i, &q)| f32::from(q as i8) * scale[i / per_row]).collect())
     }
 }

@@ -58,7 +58,7 @@ impl fmt::Display for Error {
                 write!(f, "tensor `{name}` has shape {found:?}, expected {expected:?}")
             }
             Error::UnsupportedDtype { name, dtype } => {
-                write!(f, "tensor `{name}` has dtype {dtype}; act-core reads F32, F16 and BF16")
+                write!(f, "tensor `{name}` has dtype {dtype}; act-core reads F32, F16, BF16, and I8 with per-row scales")
             }
             Error::Config { field, reason } => write!(f, "config `{field}`: {reason}"),
             Error::NonFiniteWeight { name } => write!(f, "tensor `{name}` holds NaN or infinity"),

@@ -70,6 +70,47 @@ fn unsupported_dtype_is_named() {
     assert_eq!(load(&bytes).unwrap_err(), Error::UnsupportedDtype { name: "model.action_head.weight".into(), dtype: "F64".into() });
 }
 
+/// int8 weights (`act-train export --quantize int8`): the action head as I8 needs its per-row
+/// scales `<name>_scale`, shaped [rows], finite; each fault is named.
+#[test]
+fn int8_weights_need_valid_scales() {
+    use safetensors::tensor::TensorView;
+    let t = Tiny::new();
+    let head = "model.action_head.weight";
+    let rows = t.values(1).iter().find(|(n, _, _)| n == head).unwrap().1[0];
+    let with_scale = |scale: Option<(Vec<usize>, Vec<f32>)>| -> Vec<u8> {
+        let mut data: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = t
+            .values(1)
+            .into_iter()
+            .map(|(n, s, v)| {
+                if n == head {
+                    let q = v.iter().map(|x| (x * 100.0).clamp(-127.0, 127.0) as i8 as u8).collect();
+                    (n, s, q, Dtype::I8)
+                } else {
+                    (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F32)
+                }
+            })
+            .collect();
+        if let Some((shape, v)) = scale {
+            data.push((format!("{head}_scale"), shape, v.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F32));
+        }
+        let views: Vec<(String, TensorView<'_>)> = data.iter().map(|(n, s, b, d)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
+        let meta = std::collections::HashMap::from([("config".to_string(), t.config_json())]);
+        safetensors::serialize(views, Some(meta)).unwrap()
+    };
+    let err = load(&with_scale(None)).unwrap_err();
+    assert!(matches!(&err, Error::UnsupportedDtype { name, .. } if name == head), "{err:?}");
+    assert!(err.to_string().contains("model.action_head.weight_scale"), "{err}");
+    assert_eq!(
+        load(&with_scale(Some((vec![rows + 1], vec![0.01; rows + 1])))).unwrap_err(),
+        Error::ShapeMismatch { name: format!("{head}_scale"), expected: vec![rows], found: vec![rows + 1] }
+    );
+    let mut nan = vec![0.01; rows];
+    nan[3] = f32::NAN;
+    assert_eq!(load(&with_scale(Some((vec![rows], nan)))).unwrap_err(), Error::NonFiniteWeight { name: format!("{head}_scale") });
+    assert!(load(&with_scale(Some((vec![rows], vec![0.01; rows])))).is_ok());
+}
+
 #[test]
 fn non_finite_weight_is_named() {
     let t = Tiny::new();

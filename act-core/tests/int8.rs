@@ -100,6 +100,58 @@ fn int8_gemm_matches_the_specified_quantisation() {
     }
 }
 
+/// Weights stored in int8 (`act-train export --quantize int8`) reach the int8 path as `q * s`,
+/// times a BatchNorm scale `g` for a convolution (folded in f64 at load): the path must round
+/// them back to exactly their levels (per output column, `max |q| = 127`), adding no weight
+/// error. So the product equals the activation-quantised one on the file's weights as they are;
+/// the control, weights off the grid, shows the weight rounding this check would see.
+#[test]
+fn int8_file_weights_keep_their_levels() {
+    let mut rng = Rng(43);
+    let (m, k, n) = (9, 300, 37);
+    let a = rng.vec(m * k);
+    // Levels in -127..=127 with one +-127 per column, a positive scale and a BatchNorm factor of
+    // either sign over six decades.
+    let mut b = vec![0.0f32; k * n];
+    let mut off_grid = vec![0.0f32; k * n];
+    for j in 0..n {
+        let s = 1e-3 + rng.next_f32().abs();
+        let g = (if j % 2 == 0 { 1.0f64 } else { -1.0 }) * 10f64.powf(3.0 * rng.next_f32() as f64);
+        for p in 0..k {
+            let level = if p == j % k { if j % 3 == 0 { -127.0 } else { 127.0 } } else { (rng.next_f32() * 127.0).round_ties_even() };
+            b[p * n + j] = ((level * s) as f64 * g) as f32;
+            off_grid[p * n + j] = (((level + 0.3 * rng.next_f32()) * s) as f64 * g) as f32;
+        }
+    }
+    // Reference: activations quantised per row and k block as specified, weights exactly as given.
+    let reference = |w: &[f32]| -> Vec<f32> {
+        let mut c = vec![0.0f64; m * n];
+        for i in 0..m {
+            for p0 in (0..k).step_by(BLOCK) {
+                let p1 = (p0 + BLOCK).min(k);
+                let da = quantize_range(&a[i * k + p0..i * k + p1]);
+                for j in 0..n {
+                    c[i * n + j] += (p0..p1).map(|p| da[p - p0] * w[p * n + j] as f64).sum::<f64>();
+                }
+            }
+        }
+        c.iter().map(|&v| v as f32).collect()
+    };
+    for isa in int8_isas() {
+        for (w, on_grid) in [(&b, true), (&off_grid, false)] {
+            let packed = PackedB::from_fn_stored(k, n, isa.nr(), WeightStorage::Int8, |p, j| w[p * n + j]);
+            let mut c = vec![f32::NAN; m * n];
+            gemm(isa, &MatrixA { data: &a, ld: k, m, k }, packed.as_ref(), &mut c, RowMap::Strided { ld: n }, Epilogue::default(), &Serial);
+            let err = rel_err(&c, &reference(w));
+            if on_grid {
+                assert!(err < 1e-5, "{isa:?}: rel err {err:.2e}: int8 levels were not read back exactly");
+            } else {
+                assert!(err > 1e-4, "{isa:?}: off-grid weights show no rounding ({err:.2e}): the check is blind");
+            }
+        }
+    }
+}
+
 /// Activations near f32's limit whose range overflows f32 (max - min > 3.4e38) still quantise to
 /// a finite scale, and the product keeps int8-sized accuracy (it used to come out NaN).
 #[test]

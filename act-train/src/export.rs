@@ -17,6 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::ActConfig;
 use crate::names::{lerobot_to_original, original_to_lerobot, uses_original_names};
+use crate::quantize::{dequantize_int8, quantize_int8, stored_int8};
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const CONFIG_FILE: &str = "config.json";
@@ -153,6 +154,18 @@ pub struct ExportOptions {
     /// Dir form only: write the statistics into the current LeRobot processor files instead of
     /// the legacy buffers in model.safetensors.
     pub processor_files: bool,
+    /// Store the weights act-core's int8 path runs in int8 (and the VAE encoder's) as I8 with
+    /// per-channel scales (`quantize::stored_int8`); the others keep `dtype`.
+    pub quantize: Quantize,
+}
+
+/// Weight quantisation of an export.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Quantize {
+    #[default]
+    None,
+    /// Symmetric per-output-channel int8 (`quantize::quantize_int8`), about a quarter of f32's size.
+    Int8,
 }
 
 /// An owned tensor ready for `safetensors::serialize`.
@@ -209,13 +222,29 @@ impl RawTensor {
     }
 
     pub fn from_tensor(t: &Tensor, dtype: WeightDtype) -> Self {
-        let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
-        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-        let n = t.numel();
-        let mut v = vec![0f32; n];
-        t.copy_data(&mut v, n);
+        let (v, shape) = f32_values(t);
         Self::from_f32(&v, &shape, dtype)
     }
+
+    /// `t` quantised to int8 per output channel (its first dimension): the I8 tensor and its
+    /// F32 scales.
+    pub fn int8_from_tensor(t: &Tensor) -> (Self, Self) {
+        let (v, shape) = f32_values(t);
+        let (q, scale) = quantize_int8(&v, shape[0]);
+        let q = RawTensor { dtype: Dtype::I8, data: q.iter().map(|&b| b as u8).collect(), shape };
+        let scale = RawTensor::from_f32(&scale, &[scale.len()], WeightDtype::F32);
+        (q, scale)
+    }
+}
+
+/// A tensor's values as f32 and its shape.
+fn f32_values(t: &Tensor) -> (Vec<f32>, Vec<usize>) {
+    let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+    let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+    let n = t.numel();
+    let mut v = vec![0f32; n];
+    t.copy_data(&mut v, n);
+    (v, shape)
 }
 
 fn le_bytes_f32(v: &[f32]) -> Vec<u8> {
@@ -257,8 +286,9 @@ fn stats_tensors(stats: &Stats) -> Vec<(String, RawTensor)> {
     ]
 }
 
-/// The weight tensors under the requested names.
-pub fn weight_tensors(vs: &VarStore, dtype: WeightDtype, names: KeyNames) -> Result<Vec<(String, RawTensor)>> {
+/// The weight tensors under the requested names (with `Quantize::Int8`, the int8 ones followed
+/// by their `<name>_scale`).
+pub fn weight_tensors(vs: &VarStore, dtype: WeightDtype, names: KeyNames, quantize: Quantize) -> Result<Vec<(String, RawTensor)>> {
     let vars = model_variables(vs);
     ensure!(!vars.is_empty(), "the VarStore holds no model.* variables");
     let mut out = Vec::with_capacity(vars.len());
@@ -270,7 +300,13 @@ pub fn weight_tensors(vs: &VarStore, dtype: WeightDtype, names: KeyNames) -> Res
                 if model_prefix { format!("model.{o}") } else { o }
             }
         };
-        out.push((key, RawTensor::from_tensor(t, dtype)));
+        if quantize == Quantize::Int8 && stored_int8(name) {
+            let (q, scale) = RawTensor::int8_from_tensor(t);
+            out.push((format!("{key}_scale"), scale));
+            out.push((key, q));
+        } else {
+            out.push((key, RawTensor::from_tensor(t, dtype)));
+        }
     }
     if let KeyNames::Original {
         model_prefix,
@@ -372,7 +408,7 @@ pub fn export_checkpoint(
     cfg.validate().context("invalid config")?;
     stats.validate(cfg).context("invalid statistics")?;
     let config_json = cfg.to_json()?;
-    let mut tensors = weight_tensors(vs, opts.dtype, opts.names)?;
+    let mut tensors = weight_tensors(vs, opts.dtype, opts.names, opts.quantize)?;
     let eps = std_eps_string(stats.std_eps);
     match form {
         CheckpointForm::Single => {
@@ -456,7 +492,7 @@ pub fn write_original_names(
             model_prefix,
             include_unused,
         },
-        processor_files: false,
+        ..Default::default()
     };
     export_checkpoint(CheckpointForm::Single, path, vs, cfg, stats, &opts)
 }
@@ -514,8 +550,26 @@ pub fn load_weights(vs: &VarStore, path: &Path) -> Result<usize> {
             shape,
             var.size()
         );
-        let kind = kind_of(view.dtype()).with_context(|| format!("{}: tensor {k}", file.display()))?;
-        let t = Tensor::from_data_size(view.data(), &shape, kind);
+        let t = if view.dtype() == Dtype::I8 {
+            // int8 weights (`--quantize int8`) stand for q * scale, per output channel.
+            let rows = *view.shape().first().ok_or_else(|| anyhow!("{}: int8 tensor {k} has no dimensions", file.display()))?;
+            let scale = st
+                .tensor(&format!("{k}_scale"))
+                .map_err(|e| anyhow!("{}: int8 tensor {k} without its scales {k}_scale: {e}", file.display()))?;
+            ensure!(
+                scale.dtype() == Dtype::F32 && scale.shape() == [rows],
+                "{}: {k}_scale must be F32 of shape [{rows}], found {:?} {:?}",
+                file.display(),
+                scale.dtype(),
+                scale.shape()
+            );
+            let q: Vec<i8> = view.data().iter().map(|&b| b as i8).collect();
+            let s: Vec<f32> = scale.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            Tensor::from_slice(&dequantize_int8(&q, &s)).reshape(&shape)
+        } else {
+            let kind = kind_of(view.dtype()).with_context(|| format!("{}: tensor {k}", file.display()))?;
+            Tensor::from_data_size(view.data(), &shape, kind)
+        };
         tch::no_grad(|| {
             let mut v = var.shallow_clone();
             v.copy_(&t.to_kind(var.kind()).to_device(var.device()));

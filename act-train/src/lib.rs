@@ -18,6 +18,7 @@ pub mod model;
 pub mod names;
 pub mod optim;
 pub mod plot;
+pub mod quantize;
 pub mod random_export;
 pub mod reference;
 pub mod rng;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use act_train::config::ActConfig;
-use act_train::export::{CheckpointForm, ExportOptions, KeyNames, WeightDtype};
+use act_train::export::{CheckpointForm, ExportOptions, KeyNames, Quantize, WeightDtype};
 use act_train::random_export::export_random;
 use act_train::cli::{DeviceArg, TrainCli, TrainPreset};
 use act_train::{bench, checkpoint, train};
@@ -32,6 +32,16 @@ enum Dtype {
     F32,
     F16,
     Bf16,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum QuantizeArg {
+    /// Every weight in --dtype.
+    None,
+    /// The weights act-core's int8 path runs in int8 (and the training-only VAE encoder's)
+    /// stored as int8 with per-output-channel scales (about a quarter of the f32 file); conv1,
+    /// the state projection, the action head, biases, norms and embeddings keep --dtype.
+    Int8,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -109,6 +119,10 @@ enum Command {
         form: Form,
         #[arg(long, value_enum, default_value = "f32")]
         dtype: Dtype,
+        /// Store weights in int8 (docs/CHECKPOINT.md, "int8 weights"). act-core runs such a file
+        /// in every precision; its int8 path reads the stored levels back exactly.
+        #[arg(long, value_enum, default_value = "none")]
+        quantize: QuantizeArg,
         #[arg(long, value_enum, default_value = "tiny")]
         preset: Preset,
         /// Comma-separated camera names (each keeps the preset's image size).
@@ -201,6 +215,7 @@ fn main() -> Result<()> {
             out,
             form,
             dtype,
+            quantize,
             preset,
             cameras,
             image_size,
@@ -209,29 +224,31 @@ fn main() -> Result<()> {
             original_extras,
             processor_files,
         } => {
-            let form_ = match form {
+            let form = match form {
                 Form::Single => CheckpointForm::Single,
                 Form::Dir => CheckpointForm::Dir,
             };
-            if let Some(ckpt) = ckpt {
-                let dtype = match dtype {
+            let opts = ExportOptions {
+                dtype: match dtype {
                     Dtype::F32 => WeightDtype::F32,
                     Dtype::F16 => WeightDtype::F16,
                     Dtype::Bf16 => WeightDtype::BF16,
-                };
-                let names = match names {
+                },
+                names: match names {
                     Names::Lerobot => KeyNames::LeRobot,
                     Names::Original => KeyNames::Original {
                         model_prefix: original_extras,
                         include_unused: original_extras,
                     },
-                };
-                let opts = ExportOptions {
-                    dtype,
-                    names,
-                    processor_files,
-                };
-                checkpoint::export_training_checkpoint(&ckpt, &out, form_, &opts)?;
+                },
+                processor_files,
+                quantize: match quantize {
+                    QuantizeArg::None => Quantize::None,
+                    QuantizeArg::Int8 => Quantize::Int8,
+                },
+            };
+            if let Some(ckpt) = ckpt {
+                checkpoint::export_training_checkpoint(&ckpt, &out, form, &opts)?;
                 eprintln!("wrote {} from {}", out.display(), ckpt.display());
                 return Ok(());
             }
@@ -252,27 +269,6 @@ fn main() -> Result<()> {
                 let cams: Vec<(&str, i64, i64)> = cams.iter().map(|c| (c.trim(), h, w)).collect();
                 cfg.set_cameras(&cams);
             }
-            let form = match form {
-                Form::Single => CheckpointForm::Single,
-                Form::Dir => CheckpointForm::Dir,
-            };
-            let dtype = match dtype {
-                Dtype::F32 => WeightDtype::F32,
-                Dtype::F16 => WeightDtype::F16,
-                Dtype::Bf16 => WeightDtype::BF16,
-            };
-            let names = match names {
-                Names::Lerobot => KeyNames::LeRobot,
-                Names::Original => KeyNames::Original {
-                    model_prefix: original_extras,
-                    include_unused: original_extras,
-                },
-            };
-            let opts = ExportOptions {
-                dtype,
-                names,
-                processor_files,
-            };
             export_random(&out, form, &cfg, &opts, seed)?;
             eprintln!("wrote {}", out.display());
             Ok(())

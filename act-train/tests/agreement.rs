@@ -10,6 +10,7 @@ use act_train::export::{export_checkpoint, load_weights};
 use act_train::model::{randomize_for_tests, Act};
 use act_train::random_export::random_stats;
 use act_train::reference::{observation, to_vec, torch_forward};
+use act_train::export::Quantize;
 use act_train::{ActConfig, CheckpointForm, ExportOptions, KeyNames, WeightDtype};
 use std::path::PathBuf;
 use tch::{nn::VarStore, Device};
@@ -31,6 +32,8 @@ struct Case {
     form: CheckpointForm,
     names: KeyNames,
     processor_files: bool,
+    /// Weights stored in int8 by the export (`--quantize int8`).
+    quantize: Quantize,
 }
 
 fn tmp_path(name: &str) -> PathBuf {
@@ -48,7 +51,7 @@ fn run_case(case: &Case, seed: i64) -> (f64, f64, f64) {
     randomize_for_tests(&vs, seed);
     let stats = random_stats(cfg, seed + 1);
     let path = tmp_path(&case.name.replace([' ', ','], "_"));
-    let opts = ExportOptions { dtype: case.dtype, names: case.names, processor_files: case.processor_files };
+    let opts = ExportOptions { dtype: case.dtype, names: case.names, processor_files: case.processor_files, quantize: case.quantize };
     export_checkpoint(case.form, &path, &vs, cfg, &stats, &opts).unwrap();
 
     let options = Options { weights: case.storage, ..Default::default() };
@@ -127,6 +130,8 @@ fn check(cases: Vec<Case>) {
         }
         let (act, inter, rounded) = run_case(case, 100 + i as i64);
         let bound = match (case.dtype, case.storage) {
+            // The file's int8 weights against libtorch on the trained f32 ones.
+            _ if case.quantize == Quantize::Int8 => INT8_BOUND,
             (_, WeightStorage::Bf16 | WeightStorage::F16Compute) => 3e-2,
             (_, WeightStorage::Int8) => INT8_BOUND,
             (WeightDtype::F32, WeightStorage::F32) => 1e-5,
@@ -141,12 +146,17 @@ fn check(cases: Vec<Case>) {
             WeightStorage::Bf16 | WeightStorage::F16Compute => 3e-2,
             WeightStorage::Int8 => INT8_BOUND,
         };
+        let stored = match (case.quantize, case.dtype) {
+            (Quantize::Int8, WeightDtype::F32) => "int8 file".to_string(),
+            (Quantize::Int8, rest) => format!("int8 file, rest {rest:?}"),
+            (Quantize::None, dtype) => format!("{dtype:?}"),
+        };
         let dtype = match case.storage {
-            WeightStorage::F32 => format!("{:?}", case.dtype),
-            WeightStorage::F16 => format!("{:?}, f16 storage", case.dtype),
-            WeightStorage::Bf16 => format!("{:?}, bf16 compute", case.dtype),
-            WeightStorage::F16Compute => format!("{:?}, fp16 compute", case.dtype),
-            WeightStorage::Int8 => format!("{:?}, int8 compute", case.dtype),
+            WeightStorage::F32 => stored,
+            WeightStorage::F16 => format!("{stored}, f16 storage"),
+            WeightStorage::Bf16 => format!("{stored}, bf16 compute"),
+            WeightStorage::F16Compute => format!("{stored}, fp16 compute"),
+            WeightStorage::Int8 => format!("{stored}, int8 compute"),
         };
         report.push_str(&format!("| {} | {dtype} | {act:.2e} | {rounded:.2e} | {inter:.2e} |\n", case.name));
         if act > bound {
@@ -164,7 +174,7 @@ fn check(cases: Vec<Case>) {
 }
 
 fn case(name: &str, cfg: ActConfig, dtype: WeightDtype) -> Case {
-    Case { name: name.into(), cfg, dtype, storage: WeightStorage::F32, form: CheckpointForm::Single, names: KeyNames::LeRobot, processor_files: false }
+    Case { name: name.into(), cfg, dtype, storage: WeightStorage::F32, form: CheckpointForm::Single, names: KeyNames::LeRobot, processor_files: false, quantize: Quantize::None }
 }
 
 #[test]
@@ -184,6 +194,9 @@ fn tiny_agrees_in_every_dtype_form_and_naming() {
     cases.push(Case { storage: WeightStorage::F16, ..case("tiny", ActConfig::tiny(), WeightDtype::F16) });
     cases.push(Case { storage: WeightStorage::Bf16, ..case("tiny", ActConfig::tiny(), WeightDtype::F32) });
     cases.push(Case { storage: WeightStorage::Int8, ..case("tiny", ActConfig::tiny(), WeightDtype::F32) });
+    cases.push(Case { quantize: Quantize::Int8, ..case("tiny", ActConfig::tiny(), WeightDtype::F32) });
+    cases.push(Case { quantize: Quantize::Int8, storage: WeightStorage::Int8, ..case("tiny", ActConfig::tiny(), WeightDtype::F32) });
+    cases.push(Case { quantize: Quantize::Int8, names: KeyNames::Original { model_prefix: true, include_unused: true }, ..case("tiny original ACT names", ActConfig::tiny(), WeightDtype::BF16) });
     cases.push(Case { form: CheckpointForm::Dir, ..case("tiny dir form", ActConfig::tiny(), WeightDtype::F32) });
     cases.push(Case { form: CheckpointForm::Dir, processor_files: true, ..case("tiny dir form, processor stats", ActConfig::tiny(), WeightDtype::F32) });
     cases.push(Case {
@@ -201,7 +214,9 @@ fn small_agrees() {
         case("small", s.clone(), WeightDtype::F16),
         case("small", s.clone(), WeightDtype::BF16),
         Case { storage: WeightStorage::Bf16, ..case("small", s.clone(), WeightDtype::F32) },
-        Case { storage: WeightStorage::Int8, ..case("small", s, WeightDtype::F32) },
+        Case { storage: WeightStorage::Int8, ..case("small", s.clone(), WeightDtype::F32) },
+        Case { quantize: Quantize::Int8, ..case("small", s.clone(), WeightDtype::F32) },
+        Case { quantize: Quantize::Int8, storage: WeightStorage::Int8, ..case("small", s, WeightDtype::F32) },
     ]);
 }
 
@@ -218,7 +233,9 @@ fn default_size_agrees() {
         Case { storage: WeightStorage::F16, ..case("default", d.clone(), WeightDtype::F16) },
         case("default", d.clone(), WeightDtype::BF16),
         Case { storage: WeightStorage::Bf16, ..case("default", d.clone(), WeightDtype::F32) },
-        Case { storage: WeightStorage::Int8, ..case("default", d, WeightDtype::F32) },
+        Case { storage: WeightStorage::Int8, ..case("default", d.clone(), WeightDtype::F32) },
+        Case { quantize: Quantize::Int8, ..case("default", d.clone(), WeightDtype::F32) },
+        Case { quantize: Quantize::Int8, storage: WeightStorage::Int8, ..case("default", d, WeightDtype::F32) },
     ]);
 }
 

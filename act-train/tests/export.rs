@@ -366,3 +366,73 @@ fn load_weights_round_trip_and_errors() {
         .is_err()
     );
 }
+
+/// `--quantize int8`: the layers act-core runs in int8 (an independent count from the model's
+/// structure) are I8 with F32 per-channel scales equal to libtorch's `amax / 127` and levels
+/// `round(w / scale)`; everything else is the exact f32; load_weights reads the int8 values back.
+#[test]
+fn int8_export_is_symmetric_per_channel() {
+    let cfg = ActConfig::tiny();
+    let vs = model(&cfg, 7);
+    let dir = tmpdir("int8");
+    let (f32_path, int8_path) = (dir.join("f32.safetensors"), dir.join("int8.safetensors"));
+    write_single(&f32_path, &vs, &cfg, &stats(), WeightDtype::F32).unwrap();
+    let opts = ExportOptions { quantize: Quantize::Int8, ..Default::default() };
+    export_checkpoint(CheckpointForm::Single, &int8_path, &vs, &cfg, &stats(), &opts).unwrap();
+    let bytes = std::fs::read(&int8_path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+
+    let mut n_int8 = 0;
+    for (name, var) in vs.variables() {
+        let v = st.tensor(&name).unwrap();
+        let shape: Vec<i64> = v.shape().iter().map(|&d| d as i64).collect();
+        assert_eq!(shape, var.size(), "{name}");
+        let w = var.detach().to_kind(Kind::Float);
+        if v.dtype() != Dtype::I8 {
+            assert_eq!(v.dtype(), Dtype::F32, "{name}");
+            assert!(st.tensor(&format!("{name}_scale")).is_err(), "{name}: a scale without int8");
+            assert!(Tensor::from_data_size(v.data(), &shape, Kind::Float).equal(&w), "{name}: f32 must be exact");
+            continue;
+        }
+        n_int8 += 1;
+        let rows = shape[0];
+        let flat = w.reshape([rows, -1]);
+        let want_scale = flat.abs().amax([1].as_slice(), false) / 127.0;
+        let scale = st.tensor(&format!("{name}_scale")).unwrap();
+        assert_eq!((scale.dtype(), scale.shape()), (Dtype::F32, &[rows as usize][..]), "{name}");
+        let got_scale = Tensor::from_data_size(scale.data(), &[rows], Kind::Float);
+        assert!(got_scale.equal(&want_scale), "{name}: scales differ from amax / 127");
+        let q = Tensor::from_data_size(v.data(), &shape, Kind::Int8).to_kind(Kind::Float).reshape([rows, -1]);
+        let want_q = (&flat / want_scale.unsqueeze(1)).round();
+        assert!(q.equal(&want_q), "{name}: levels differ from round(w / scale)");
+        assert!(q.abs().max().double_value(&[]) <= 127.0, "{name}: level beyond 127");
+        // Each value within half a step of the weight.
+        let err = (&q * got_scale.unsqueeze(1) - &flat).abs() - got_scale.unsqueeze(1) * 0.5;
+        assert!(err.max().double_value(&[]) <= 1e-6, "{name}: dequantised value off by more than half a step");
+    }
+    // Backbone: 8 basic blocks x 2 convolutions + 3 downsample convolutions; the image
+    // projection; per encoder layer 4 linear maps (in_proj, out_proj, linear1, linear2), per
+    // decoder layer 6 (two attentions); per VAE encoder layer 4.
+    let want = 8 * 2 + 3 + 1 + 4 * cfg.n_encoder_layers + 6 * cfg.n_decoder_layers + 4 * cfg.n_vae_encoder_layers;
+    assert_eq!(n_int8, want as usize, "int8 tensors");
+    let (f32_len, int8_len) = (std::fs::metadata(&f32_path).unwrap().len(), bytes.len() as u64);
+    assert!(int8_len * 2 < f32_len, "int8 file {int8_len} bytes against f32 {f32_len}");
+
+    // Read back by libtorch: q * scale.
+    let back = model(&cfg, 8);
+    load_weights(&back, &int8_path).unwrap();
+    let w = vs.variables()["model.encoder.layers.0.linear1.weight"].detach();
+    let got = back.variables()["model.encoder.layers.0.linear1.weight"].detach();
+    let step = w.abs().amax([1].as_slice(), true) / 127.0;
+    assert!(((&got - &w).abs() - &step * 0.5).max().double_value(&[]) <= 1e-6);
+    assert!(!got.equal(&w), "read back unquantised");
+    assert!(back.variables()["model.action_head.weight"].equal(&vs.variables()["model.action_head.weight"]));
+
+    // An int8 tensor without its scales: named.
+    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.tensors().into_iter().filter(|(n, _)| n != "model.encoder.layers.0.linear1.weight_scale").collect();
+    std::fs::write(&int8_path, safetensors::serialize(tensors, None).unwrap()).unwrap();
+    let err = format!("{:#}", load_weights(&back, &int8_path).unwrap_err());
+    assert!(err.contains("model.encoder.layers.0.linear1.weight_scale"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
