@@ -154,10 +154,14 @@ impl<'a> TensorStore<'a> {
         let Some(&rows) = shape.first() else {
             return Err(Error::UnsupportedDtype { name: name.to_string(), dtype: "I8 with no dimensions (int8 needs one scale per row)".into() });
         };
-        if self.files[file].tensor(&scale_name).is_err() {
-            return Err(Error::UnsupportedDtype { name: name.to_string(), dtype: format!("I8 without its per-row scales `{scale_name}`") });
+        match self.files[file].tensor(&scale_name).map(|v| v.dtype()) {
+            Err(_) => return Err(Error::UnsupportedDtype { name: name.to_string(), dtype: format!("I8 without its per-row scales `{scale_name}`") }),
+            // Float scales only: an I8 scale would ask for scales of its own, a chain as long as
+            // the file makes it.
+            Ok(Dtype::F32 | Dtype::F16 | Dtype::BF16) => {}
+            Ok(other) => return Err(Error::UnsupportedDtype { name: scale_name, dtype: format!("{other:?} (the scales of an I8 tensor are F32, F16 or BF16)") }),
         }
-        // Checked like any tensor: shape [rows], a float dtype, finite.
+        // Checked like any tensor: shape [rows], finite.
         let scale = self.read(file, &scale_name, &[rows])?;
         let per_row = bytes.len().checked_div(rows).unwrap_or(0);
         Ok(bytes.iter().enumerate().map(|(i, &q)| f32::from(q as i8) * scale[i / per_row]).collect())

@@ -78,37 +78,64 @@ fn int8_weights_need_valid_scales() {
     let t = Tiny::new();
     let head = "model.action_head.weight";
     let rows = t.values(1).iter().find(|(n, _, _)| n == head).unwrap().1[0];
-    let with_scale = |scale: Option<(Vec<usize>, Vec<f32>)>| -> Vec<u8> {
+    let level = |x: f32| (x * 100.0).clamp(-127.0, 127.0) as i8;
+    let with_scale = |scale: Option<(Vec<usize>, Vec<f32>, Dtype)>| -> Vec<u8> {
         let mut data: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = t
             .values(1)
             .into_iter()
             .map(|(n, s, v)| {
                 if n == head {
-                    let q = v.iter().map(|x| (x * 100.0).clamp(-127.0, 127.0) as i8 as u8).collect();
+                    let q = v.iter().map(|&x| level(x) as u8).collect();
                     (n, s, q, Dtype::I8)
                 } else {
                     (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F32)
                 }
             })
             .collect();
-        if let Some((shape, v)) = scale {
-            data.push((format!("{head}_scale"), shape, v.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F32));
+        if let Some((shape, v, dtype)) = scale {
+            let bytes = match dtype {
+                Dtype::I8 => v.iter().map(|&x| x as i8 as u8).collect(),
+                _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            };
+            data.push((format!("{head}_scale"), shape, bytes, dtype));
         }
         let views: Vec<(String, TensorView<'_>)> = data.iter().map(|(n, s, b, d)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
-        let meta = std::collections::HashMap::from([("config".to_string(), t.config_json())]);
+        let meta = std::collections::HashMap::from([("config".to_string(), t.config_json()), ("format".to_string(), "act-rs".to_string())]);
         safetensors::serialize(views, Some(meta)).unwrap()
     };
     let err = load(&with_scale(None)).unwrap_err();
     assert!(matches!(&err, Error::UnsupportedDtype { name, .. } if name == head), "{err:?}");
     assert!(err.to_string().contains("model.action_head.weight_scale"), "{err}");
     assert_eq!(
-        load(&with_scale(Some((vec![rows + 1], vec![0.01; rows + 1])))).unwrap_err(),
+        load(&with_scale(Some((vec![rows + 1], vec![0.01; rows + 1], Dtype::F32)))).unwrap_err(),
         Error::ShapeMismatch { name: format!("{head}_scale"), expected: vec![rows], found: vec![rows + 1] }
     );
     let mut nan = vec![0.01; rows];
     nan[3] = f32::NAN;
-    assert_eq!(load(&with_scale(Some((vec![rows], nan)))).unwrap_err(), Error::NonFiniteWeight { name: format!("{head}_scale") });
-    assert!(load(&with_scale(Some((vec![rows], vec![0.01; rows])))).is_ok());
+    assert_eq!(load(&with_scale(Some((vec![rows], nan, Dtype::F32)))).unwrap_err(), Error::NonFiniteWeight { name: format!("{head}_scale") });
+    // int8 scales would need scales of their own.
+    let err = load(&with_scale(Some((vec![rows], vec![1.0; rows], Dtype::I8)))).unwrap_err();
+    assert!(matches!(&err, Error::UnsupportedDtype { name, .. } if name == &format!("{head}_scale")), "{err:?}");
+
+    // Valid scales: the policy runs exactly as the f32 file holding q * scale (row r scaled by
+    // 0.01 + r / 1000, multiplied in f32 as the format specifies).
+    let scales: Vec<f32> = (0..rows).map(|r| 0.01 + r as f32 / 1000.0).collect();
+    let mut int8_policy = load(&with_scale(Some((vec![rows], scales.clone(), Dtype::F32)))).unwrap();
+    let mut values = t.values(1);
+    let (_, shape, v) = values.iter_mut().find(|(n, _, _)| n == head).unwrap();
+    let per_row = v.len() / shape[0];
+    for (i, x) in v.iter_mut().enumerate() {
+        *x = f32::from(level(*x)) * scales[i / per_row];
+    }
+    let mut f32_policy = load(&serialize(&values, Some(&t.config_json()), Dtype::F32)).unwrap();
+    let (qpos, img) = (vec![0.1f32; 14], image(64, 64, 3));
+    let (mut a, mut b) = (vec![0.0f32; t.chunk * 14], vec![1.0f32; t.chunk * 14]);
+    int8_policy.predict(&qpos, &[img.as_slice()], &mut a).unwrap();
+    f32_policy.predict(&qpos, &[img.as_slice()], &mut b).unwrap();
+    assert_eq!(a, b, "an int8 file differs from its f32 values");
+    let mut c = vec![0.0f32; t.chunk * 14];
+    load(&t.checkpoint(1)).unwrap().predict(&qpos, &[img.as_slice()], &mut c).unwrap();
+    assert_ne!(a, c, "the int8 head was not rounded (the check is blind)");
 }
 
 #[test]

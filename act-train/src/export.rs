@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::ActConfig;
 use crate::names::{lerobot_to_original, original_to_lerobot, uses_original_names};
-use crate::quantize::{dequantize_int8, quantize_int8, stored_int8};
+use crate::quantize::{quantize_int8, stored_int8};
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const CONFIG_FILE: &str = "config.json";
@@ -228,12 +228,13 @@ impl RawTensor {
 
     /// `t` quantised to int8 per output channel (its first dimension): the I8 tensor and its
     /// F32 scales.
-    pub fn int8_from_tensor(t: &Tensor) -> (Self, Self) {
+    pub fn int8_from_tensor(t: &Tensor) -> Result<(Self, Self)> {
         let (v, shape) = f32_values(t);
-        let (q, scale) = quantize_int8(&v, shape[0]);
+        let rows = *shape.first().ok_or_else(|| anyhow!("a scalar cannot be quantised per channel"))?;
+        let (q, scale) = quantize_int8(&v, rows)?;
         let q = RawTensor { dtype: Dtype::I8, data: q.iter().map(|&b| b as u8).collect(), shape };
         let scale = RawTensor::from_f32(&scale, &[scale.len()], WeightDtype::F32);
-        (q, scale)
+        Ok((q, scale))
     }
 }
 
@@ -301,7 +302,7 @@ pub fn weight_tensors(vs: &VarStore, dtype: WeightDtype, names: KeyNames, quanti
             }
         };
         if quantize == Quantize::Int8 && stored_int8(name) {
-            let (q, scale) = RawTensor::int8_from_tensor(t);
+            let (q, scale) = RawTensor::int8_from_tensor(t).with_context(|| format!("quantising {name}"))?;
             out.push((format!("{key}_scale"), scale));
             out.push((key, q));
         } else {
@@ -557,15 +558,20 @@ pub fn load_weights(vs: &VarStore, path: &Path) -> Result<usize> {
                 .tensor(&format!("{k}_scale"))
                 .map_err(|e| anyhow!("{}: int8 tensor {k} without its scales {k}_scale: {e}", file.display()))?;
             ensure!(
-                scale.dtype() == Dtype::F32 && scale.shape() == [rows],
-                "{}: {k}_scale must be F32 of shape [{rows}], found {:?} {:?}",
+                scale.shape() == [rows],
+                "{}: {k}_scale must have shape [{rows}], found {:?}",
                 file.display(),
-                scale.dtype(),
                 scale.shape()
             );
-            let q: Vec<i8> = view.data().iter().map(|&b| b as i8).collect();
-            let s: Vec<f32> = scale.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            Tensor::from_slice(&dequantize_int8(&q, &s)).reshape(&shape)
+            let kind = kind_of(scale.dtype()).with_context(|| format!("{}: tensor {k}_scale", file.display()))?;
+            let s = Tensor::from_data_size(scale.data(), &[rows as i64], kind).to_kind(Kind::Float);
+            ensure!(
+                s.isfinite().all().int64_value(&[]) == 1,
+                "{}: {k}_scale holds NaN or infinity",
+                file.display()
+            );
+            let q = Tensor::from_data_size(view.data(), &shape, Kind::Int8).to_kind(Kind::Float);
+            (q.reshape([rows as i64, -1]) * s.unsqueeze(1)).reshape(&shape)
         } else {
             let kind = kind_of(view.dtype()).with_context(|| format!("{}: tensor {k}", file.display()))?;
             Tensor::from_data_size(view.data(), &shape, kind)

@@ -33,10 +33,14 @@ pub fn stored_int8(name: &str) -> bool {
     )
 }
 
-/// Quantises `w` (row-major, `rows` output channels) per row: `(q, scale)`. A zero row has scale
-/// 0 and q 0. The caller passes finite values (a trained model's weights).
-pub fn quantize_int8(w: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
-    assert!(rows > 0 && w.len().is_multiple_of(rows), "quantize_int8: {} values are not {rows} rows", w.len());
+/// Quantises `w` (row-major, `rows` output channels) per row: `(q, scale)`, with `max |q| = 127`
+/// in every non-zero row (what lets act-core's int8 path read the levels back exactly). A zero
+/// row has scale 0 and q 0. A non-finite weight is an error (it would otherwise become 0).
+pub fn quantize_int8(w: &[f32], rows: usize) -> anyhow::Result<(Vec<i8>, Vec<f32>)> {
+    anyhow::ensure!(rows > 0 && w.len().is_multiple_of(rows), "{} values are not {rows} rows", w.len());
+    if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+        anyhow::bail!("value {i} is {}: a model with non-finite weights cannot be quantised", w[i]);
+    }
     let per_row = w.len() / rows;
     let mut q = Vec::with_capacity(w.len());
     let mut scale = Vec::with_capacity(rows);
@@ -49,14 +53,7 @@ pub fn quantize_int8(w: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
             q.push(level as i8);
         }
     }
-    (q, scale)
-}
-
-/// `q * scale` per row: the values an int8 tensor stands for.
-pub fn dequantize_int8(q: &[i8], scale: &[f32]) -> Vec<f32> {
-    assert!(!scale.is_empty() && q.len().is_multiple_of(scale.len()), "dequantize_int8: {} values are not {} rows", q.len(), scale.len());
-    let per_row = q.len() / scale.len();
-    q.iter().enumerate().map(|(i, &v)| f32::from(v) * scale[i / per_row]).collect()
+    Ok((q, scale))
 }
 
 #[cfg(test)]
@@ -70,6 +67,7 @@ mod tests {
             "model.backbone.layer4.1.conv2.weight",
             "model.backbone.layer2.0.downsample.0.weight",
             "model.encoder_img_feat_input_proj.weight",
+            "model.encoder_env_state_input_proj.weight",
             "model.encoder.layers.3.self_attn.in_proj_weight",
             "model.encoder.layers.0.linear2.weight",
             "model.decoder.layers.0.multihead_attn.out_proj.weight",
@@ -101,10 +99,10 @@ mod tests {
     fn quantisation_by_hand() {
         // Row 0: max 31.75 -> scale 0.25 (exact); 12.5 / 0.25 = 50, -0.375 / 0.25 = -1.5 -> -2 and
         // 0.125 / 0.25 = 0.5 -> 0 (ties to even). Row 1: zeros. Row 2: one value, its own max.
-        let (q, s) = quantize_int8(&[31.75, 12.5, -0.375, 0.125, 0.0, 0.0, 0.0, 0.0, 0.0, -0.5, 0.0, 0.0], 3);
+        let (q, s) = quantize_int8(&[31.75, 12.5, -0.375, 0.125, 0.0, 0.0, 0.0, 0.0, 0.0, -0.5, 0.0, 0.0], 3).unwrap();
         assert_eq!(q, [127, 50, -2, 0, 0, 0, 0, 0, 0, -127, 0, 0]);
         assert!(s[0] == 0.25 && s[1] == 0.0 && (s[2] - 0.5 / 127.0).abs() < 1e-9, "{s:?}");
-        let back = dequantize_int8(&q, &s);
-        assert!(back[1] == 12.5 && back[2] == -0.5 && (back[9] + 0.5).abs() < 1e-7 && back[4] == 0.0, "{back:?}");
+        let err = quantize_int8(&[1.0, f32::NAN], 1).unwrap_err().to_string();
+        assert!(err.contains("value 1 is NaN"), "{err}");
     }
 }
