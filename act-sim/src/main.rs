@@ -41,9 +41,15 @@ enum Cmd {
         height: usize,
         #[arg(long, default_value_t = 640)]
         width: usize,
-        /// Episode i uses seed S + i for the object placement.
+        /// Episode i uses seed S + i for the object placement (with --successful-only, the
+        /// seeds run on past failures).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Keep only demonstrations the scripted policy completed: a failed episode is not
+        /// written and the next seed is tried, until --num-episodes succeeded (at most 4x as many
+        /// attempts, else an error). Without it every episode is written, as ACT records them.
+        #[arg(long)]
+        successful_only: bool,
     },
     /// Turn an episode file into a video and/or a PNG of one frame.
     Replay {
@@ -230,8 +236,8 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Record { task, dataset_dir, num_episodes, cameras, height, width, seed } => {
-            record(&task, &dataset_dir, num_episodes, cameras, height, width, seed)
+        Cmd::Record { task, dataset_dir, num_episodes, cameras, height, width, seed, successful_only } => {
+            record(&task, &dataset_dir, num_episodes, cameras, height, width, seed, successful_only)
         }
         Cmd::Replay { episode, out } => replay(&episode, &out),
         Cmd::Render { task, seed, height, width, out } => render(&task, seed, height, width, &out),
@@ -419,6 +425,7 @@ fn check_cameras(cameras: &[String]) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn record(
     task: &str,
     dir: &Path,
@@ -427,6 +434,7 @@ fn record(
     height: usize,
     width: usize,
     seed: u64,
+    successful_only: bool,
 ) -> Result<()> {
     let task = Task::from_name(task)?;
     if cameras.is_empty() {
@@ -449,46 +457,68 @@ fn record(
     let start = Instant::now();
     let mut successes = 0;
     let mut stages = [0usize; 5];
-    for i in 0..n {
-        let ep = record_episode(&mut ee, &mut joint, seed + i as u64)?;
-        let path = dir.join(format!("episode_{i}.hdf5"));
-        write_episode(&path, &ep)?;
+    let (mut written, mut attempts, mut skipped) = (0usize, 0usize, Vec::new());
+    let max_attempts = if successful_only { 4 * n } else { n };
+    while written < n {
+        if attempts == max_attempts {
+            pb.finish_and_clear();
+            bail!(
+                "only {written} of {n} scripted {} episodes succeeded in {attempts} attempts (seeds {seed}..{}); {} written to {}",
+                task.name(),
+                seed + attempts as u64,
+                written,
+                dir.display()
+            );
+        }
+        let s = seed + attempts as u64;
+        attempts += 1;
+        let ep = record_episode(&mut ee, &mut joint, s)?;
         if ep.success() {
             successes += 1;
         }
-        for (s, c) in stages.iter_mut().enumerate() {
-            if ep.max_reward as usize >= s {
+        for (stage, c) in stages.iter_mut().enumerate() {
+            if ep.max_reward as usize >= stage {
                 *c += 1;
             }
         }
-        let line = format!(
-            "episode {i} (seed {}): {} (max reward {}/{} in replay, {} in EE rollout) -> {}",
-            seed + i as u64,
+        let outcome = format!(
+            "{} (max reward {}/{} in replay, {} in EE rollout)",
             if ep.success() { "success" } else { "FAILURE" },
             ep.max_reward,
             task.max_reward(),
-            ep.ee_max_reward,
-            path.display()
+            ep.ee_max_reward
         );
+        let line = if successful_only && !ep.success() {
+            skipped.push(s);
+            format!("seed {s}: {outcome} -> not written (--successful-only)")
+        } else {
+            let path = dir.join(format!("episode_{written}.hdf5"));
+            write_episode(&path, &ep)?;
+            written += 1;
+            pb.inc(1);
+            format!("episode {} (seed {s}): {outcome} -> {}", written - 1, path.display())
+        };
         pb.suspend(|| println!("{line}"));
-        pb.inc(1);
-        pb.set_message(format!("{successes}/{} succeeded", i + 1));
+        pb.set_message(format!("{successes}/{attempts} succeeded"));
     }
     pb.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "success rate: {successes}/{n} = {:.1} %  (reward >= 1: {}, >= 2: {}, >= 3: {}, = 4: {})",
-        100.0 * successes as f64 / n.max(1) as f64,
+        "success rate: {successes}/{attempts} = {:.1} %  (reward >= 1: {}, >= 2: {}, >= 3: {}, = 4: {})",
+        100.0 * successes as f64 / attempts.max(1) as f64,
         stages[1],
         stages[2],
         stages[3],
         stages[4]
     );
+    if !skipped.is_empty() {
+        println!("failed demonstrations not written (--successful-only): seeds {skipped:?}");
+    }
     println!(
         "recorded {n} episodes of {} steps with {} camera(s) at {height}x{width} in {secs:.1} s ({:.2} s/episode)",
         task.episode_len(),
         cameras.len(),
-        secs / n.max(1) as f64
+        secs / attempts.max(1) as f64
     );
     Ok(())
 }

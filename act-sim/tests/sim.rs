@@ -211,3 +211,45 @@ fn top_camera_shows_the_red_cube_where_expected() {
     let red = img.chunks(3).filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80).count();
     assert!(red > 50 && red < 5000, "{red} red pixels");
 }
+
+/// `record --successful-only`: a failed scripted demonstration (decided here from the library's
+/// own rollouts of the same seeds) is not written; the episodes are the successful seeds in order,
+/// numbered without gaps, and the skipped seed is named.
+#[test]
+fn record_successful_only_skips_failed_demonstrations() {
+    let task = Task::Insertion;
+    let mut ee = EeEnv::new(task, &[], 24, 32).unwrap();
+    let mut joint = JointEnv::new(task, &[], 24, 32).unwrap();
+    // Seeds 5.. until two successes; the range must hold a failure for the check to mean anything.
+    let mut outcomes = Vec::new();
+    for seed in 5u64.. {
+        let ep = record_episode(&mut ee, &mut joint, seed).unwrap();
+        outcomes.push((seed, ep.success(), ep.qpos));
+        if outcomes.iter().filter(|o| o.1).count() == 2 {
+            break;
+        }
+        assert!(seed < 40, "no two successes in seeds 5..40");
+    }
+    let failed: Vec<u64> = outcomes.iter().filter(|o| !o.1).map(|o| o.0).collect();
+    assert!(!failed.is_empty(), "seeds {:?} all succeed: pick a range with a failed demonstration", outcomes.iter().map(|o| o.0).collect::<Vec<_>>());
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_act-sim"))
+        .args(["record", "--task", "sim_insertion_scripted", "--num-episodes", "2", "--height", "24", "--width", "32", "--seed", "5", "--successful-only", "--dataset-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for seed in &failed {
+        assert!(stdout.contains(&format!("seed {seed}: FAILURE")) && stdout.contains("not written"), "seed {seed} not named as skipped:\n{stdout}");
+    }
+    let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["episode_0.hdf5", "episode_1.hdf5"]);
+    for (i, (seed, _, qpos)) in outcomes.iter().filter(|o| o.1).enumerate() {
+        let f = hdf5::File::open(dir.path().join(format!("episode_{i}.hdf5"))).unwrap();
+        let a = f.dataset("observations/qpos").unwrap().read_2d::<f32>().unwrap();
+        assert!((0..400).all(|t| (0..14).all(|j| a[[t, j]] == qpos[t][j])), "episode_{i} is not seed {seed}");
+    }
+}
