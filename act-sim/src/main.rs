@@ -446,6 +446,20 @@ fn record(
     let probe = dir.join(format!(".act-sim-probe-{}", std::process::id()));
     std::fs::write(&probe, b"").with_context(|| format!("dataset directory {} is not writable", dir.display()))?;
     let _ = std::fs::remove_file(&probe);
+    // Episodes numbered n and above would be trained on beside the n written here, from other seeds.
+    let beyond: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list dataset directory {}", dir.display()))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.strip_prefix("episode_").and_then(|r| r.strip_suffix(".hdf5")).and_then(|i| i.parse::<usize>().ok()).is_some_and(|i| i >= n))
+        .collect();
+    if !beyond.is_empty() {
+        bail!(
+            "{} already holds {} episode file(s) numbered {n} or above (e.g. {}), which training would mix with the {n} recorded now; remove them or record into another directory",
+            dir.display(),
+            beyond.len(),
+            beyond[0]
+        );
+    }
 
     let mut ee = EeEnv::new(task, &[], height, width)?;
     let mut joint = JointEnv::new(task, &cameras, height, width)?;
@@ -463,10 +477,9 @@ fn record(
         if attempts == max_attempts {
             pb.finish_and_clear();
             bail!(
-                "only {written} of {n} scripted {} episodes succeeded in {attempts} attempts (seeds {seed}..{}); {} written to {}",
+                "only {written} of {n} scripted {} episodes succeeded in {attempts} attempts (seeds {seed}..{}; failed: {skipped:?}); episode_0..{written} are written in {}",
                 task.name(),
                 seed + attempts as u64,
-                written,
                 dir.display()
             );
         }
@@ -515,7 +528,7 @@ fn record(
         println!("failed demonstrations not written (--successful-only): seeds {skipped:?}");
     }
     println!(
-        "recorded {n} episodes of {} steps with {} camera(s) at {height}x{width} in {secs:.1} s ({:.2} s/episode)",
+        "recorded {n} episodes of {} steps with {} camera(s) at {height}x{width} in {secs:.1} s ({attempts} simulated, {:.2} s each)",
         task.episode_len(),
         cameras.len(),
         secs / attempts.max(1) as f64

@@ -242,7 +242,8 @@ fn record_successful_only_skips_failed_demonstrations() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     for seed in &failed {
-        assert!(stdout.contains(&format!("seed {seed}: FAILURE")) && stdout.contains("not written"), "seed {seed} not named as skipped:\n{stdout}");
+        let line = stdout.lines().find(|l| l.starts_with(&format!("seed {seed}: FAILURE")));
+        assert!(line.is_some_and(|l| l.ends_with("not written (--successful-only)")), "seed {seed} not named as skipped:\n{stdout}");
     }
     let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
@@ -250,6 +251,15 @@ fn record_successful_only_skips_failed_demonstrations() {
     for (i, (seed, _, qpos)) in outcomes.iter().filter(|o| o.1).enumerate() {
         let f = hdf5::File::open(dir.path().join(format!("episode_{i}.hdf5"))).unwrap();
         let a = f.dataset("observations/qpos").unwrap().read_2d::<f32>().unwrap();
-        assert!((0..400).all(|t| (0..14).all(|j| a[[t, j]] == qpos[t][j])), "episode_{i} is not seed {seed}");
+        assert!((0..task.episode_len()).all(|t| (0..14).all(|j| a[[t, j]] == qpos[t][j])), "episode_{i} is not seed {seed}");
     }
+    // A directory already holding an episode beyond the count is refused, not mixed in.
+    std::fs::write(dir.path().join("episode_7.hdf5"), b"old").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_act-sim"))
+        .args(["record", "--task", "sim_insertion_scripted", "--num-episodes", "2", "--height", "24", "--width", "32", "--dataset-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("episode_7.hdf5") && stderr.contains("numbered 2 or above"), "{stderr}");
 }
