@@ -183,6 +183,12 @@ pub struct TrainCli {
     /// moved). Off by default, as in ACT, whose backbone starts from ImageNet weights.
     #[arg(long, value_name = "N")]
     pub augment_shift: Option<usize>,
+    /// Share of the episodes held out for validation, the rest train [default: 0.2, ACT's
+    /// train_ratio 0.8]. 0 trains on every episode and validates on none (then give
+    /// --export-weights last: there is no validation loss to pick the best weights by). It cannot
+    /// change on --resume (the checkpoint's split is kept).
+    #[arg(long, value_name = "F")]
+    pub val_fraction: Option<f64>,
     /// Which weights become policy.safetensors at the end: best (lowest validation loss) or last
     /// (the final step's). On insertion the validation loss picks poorly (README), so its
     /// recipe exports the last weights.
@@ -192,7 +198,8 @@ pub struct TrainCli {
     /// --steps every 500 steps]. A validation pass also follows the last step.
     #[arg(long)]
     pub val_every: Option<u64>,
-    /// Write last.ckpt every N steps [default: after every validation pass]. best.ckpt is
+    /// Write last.ckpt every N steps [default: where a validation pass is due (--val-every),
+    /// also with --val-fraction 0]. best.ckpt is
     /// written whenever the validation loss improves; last.ckpt also at the end.
     #[arg(long)]
     pub ckpt_every: Option<u64>,
@@ -268,6 +275,14 @@ pub struct TrainArgs {
     pub lr_schedule: LrSchedule,
     #[serde(default)]
     pub warmup_steps: u64,
+    /// Absent in checkpoints written before the option existed: those held out ACT's 20 %.
+    #[serde(default = "act_val_fraction")]
+    pub val_fraction: f64,
+}
+
+/// ACT's share of validation episodes (`train_ratio = 0.8` in the original's `load_data`).
+fn act_val_fraction() -> f64 {
+    0.2
 }
 
 impl TrainArgs {
@@ -303,6 +318,7 @@ impl TrainArgs {
             augment_shift: 0,
             lr_schedule: LrSchedule::Constant,
             warmup_steps: 0,
+            val_fraction: act_val_fraction(),
         };
         match p {
             TrainPreset::Paper => base,
@@ -379,6 +395,9 @@ impl TrainArgs {
         }
         if let Some(n) = cli.warmup_steps {
             self.warmup_steps = n;
+        }
+        if let Some(f) = cli.val_fraction {
+            self.val_fraction = f;
         }
         if let Some(s) = &cli.image_size {
             self.image_size = parse_hw(s)?;
@@ -457,6 +476,11 @@ impl TrainArgs {
         if let Some(d) = self.ema_decay {
             ensure!(d > 0.0 && d < 1.0, "--ema-decay must be in (0, 1), got {d}");
         }
+        ensure!(
+            (0.0..1.0).contains(&self.val_fraction),
+            "--val-fraction must be in [0, 1) (0: train on every episode), got {}",
+            self.val_fraction
+        );
         let (h, w) = self.image_size;
         ensure!(
             (self.augment_shift as i64) * 4 <= h.min(w),

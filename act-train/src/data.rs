@@ -327,19 +327,26 @@ pub struct Split {
     pub val: Vec<usize>,
 }
 
-/// ACT's 80/20 split of a seeded permutation of the episodes: the first `floor(0.8 n)` train,
-/// the rest validate; with n >= 2 each side gets at least one episode. With a single episode it
-/// serves both (there is nothing else to validate on).
-pub fn split_episodes(n: usize, seed: u64) -> Split {
+/// ACT's split of a seeded permutation of the episodes: the first `floor((1 - val_fraction) n)`
+/// train, the rest validate (ACT's `train_ratio` 0.8 is `val_fraction` 0.2); with n >= 2 and
+/// `val_fraction > 0` each side gets at least one episode. `val_fraction` 0 trains on every
+/// episode and validates on none. With a single episode and `val_fraction > 0` it serves both
+/// (there is nothing else to validate on).
+pub fn split_episodes(n: usize, seed: u64, val_fraction: f64) -> Split {
     let mut idx: Vec<usize> = (0..n).collect();
     Rng(derive_seed(seed, TAG_SPLIT, 0)).shuffle(&mut idx);
+    if val_fraction <= 0.0 {
+        return Split { train: idx, val: Vec::new() };
+    }
     if n < 2 {
         return Split {
             train: idx.clone(),
             val: idx,
         };
     }
-    let n_train = ((n as f64 * 0.8).floor() as usize).clamp(1, n - 1);
+    // The epsilon keeps floor((1 - f) n) exact where 1 - f rounds just below a multiple of 1/n
+    // (f = 0.9, n = 10 would give 0 training episodes).
+    let n_train = ((n as f64 * (1.0 - val_fraction) + 1e-9).floor() as usize).clamp(1, n - 1);
     Split {
         train: idx[..n_train].to_vec(),
         val: idx[n_train..].to_vec(),

@@ -19,12 +19,15 @@ use crate::export::Stats;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobKind {
     /// Training step `step`; after it the position is (`epoch_after`, `batch_after`);
-    /// `val_follows`: a validation pass comes next.
+    /// `val_due`: the --val-every cadence (or the last step) is reached, which also paces
+    /// last.ckpt; `val_follows`: a validation pass comes next (due, and there are validation
+    /// episodes).
     Train {
         step: u64,
         epoch: u64,
         epoch_after: u64,
         batch_after: u64,
+        val_due: bool,
         val_follows: bool,
     },
     /// Batch `index` of the validation pass after step `step`; `last` ends the pass.
@@ -128,11 +131,13 @@ impl Iterator for Schedule {
             epoch_ended = true;
         }
         self.step += 1;
-        let val_follows = self.step == self.total_steps
+        let val_due = self.step == self.total_steps
             || match self.val_every {
                 ValEvery::Epochs(k) => epoch_ended && k > 0 && self.epoch.is_multiple_of(k),
                 ValEvery::Steps(k) => k > 0 && self.step.is_multiple_of(k),
             };
+        // No validation episodes (--val-fraction 0): no validation passes.
+        let val_follows = val_due && !self.split.val.is_empty();
         if val_follows {
             let vb = val_batches(&self.split.val, &self.lens, self.seed, step, self.batch);
             let n = vb.len();
@@ -153,6 +158,7 @@ impl Iterator for Schedule {
                 epoch,
                 epoch_after: self.epoch,
                 batch_after: self.batch_in_epoch,
+                val_due,
                 val_follows,
             },
             samples,

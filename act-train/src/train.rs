@@ -179,10 +179,15 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
         }
         None => (
             compute_stats(&dataset.episodes, args.normalization),
-            split_episodes(n_eps, args.seed),
+            split_episodes(n_eps, args.seed, args.val_fraction),
         ),
     };
     stats.validate(&cfg).context("dataset statistics")?;
+    ensure!(
+        !(split.val.is_empty() && cli.export_weights == ExportWeights::Best),
+        "no validation episodes (--val-fraction 0), so no validation loss picks the best weights: add \
+         --export-weights last"
+    );
     let total_steps = args.total_steps(split.train.len());
 
     // Model and optimizer.
@@ -333,6 +338,7 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
                 epoch,
                 epoch_after,
                 batch_after,
+                val_due,
                 val_follows,
             } => {
                 debug_assert_eq!(step, state.step);
@@ -398,7 +404,8 @@ pub fn run(cli: &TrainCli) -> Result<TrainSummary> {
                 let ckpt_due = state.step == total_steps
                     || match cli.ckpt_every {
                         Some(k) => k > 0 && state.step.is_multiple_of(k),
-                        None => val_follows,
+                        // Where validation is due, also without validation episodes.
+                        None => val_due,
                     };
                 if val_follows {
                     ckpt_after_val = ckpt_due;

@@ -350,6 +350,47 @@ fn bad_input_gives_clear_errors() {
 }
 
 #[test]
+fn val_fraction_zero_trains_on_every_episode_and_validates_on_none() {
+    let _guard = lock();
+    let dir = tmpdir("no-val");
+    let data = dir.join("data");
+    write_dataset(&data, 3, 12, 64, 64).unwrap();
+    // Without validation there is no best: the default --export-weights best is refused.
+    expect_err(&data, &dir.join("refused"), &["--steps", "2", "--val-fraction", "0"], &["--export-weights last"]);
+    expect_err(&data, &dir.join("bad"), &["--steps", "2", "--val-fraction", "1"], &["--val-fraction"]);
+
+    let ckpt = dir.join("ckpt");
+    let s = train::run(&cli(
+        &data,
+        &ckpt,
+        &["--steps", "4", "--val-fraction", "0", "--export-weights", "last", "--val-every", "1"],
+    ))
+    .unwrap();
+    assert!(s.history.iter().all(|r| !r.val), "no validation rows");
+    assert_eq!(train_rows(&s.history).len(), 4);
+    let c = TrainingCheckpoint::read(&ckpt.join(LAST_CKPT)).unwrap();
+    let mut train = c.split.train.clone();
+    train.sort();
+    assert_eq!(train, vec![0, 1, 2], "every episode trains");
+    assert!(c.split.val.is_empty());
+    assert!(ckpt.join("policy.safetensors").exists());
+    assert!(!ckpt.join("best.ckpt").exists());
+
+    // Without validation passes last.ckpt still follows the --val-every cadence: a run that fails
+    // part way (an absurd rate makes the loss non-finite) keeps the step before the failure.
+    let failing = dir.join("failing");
+    expect_err(
+        &data,
+        &failing,
+        &["--steps", "20", "--lr", "1e30", "--val-fraction", "0", "--export-weights", "last", "--val-every", "1"],
+        &["non-finite loss at step"],
+    );
+    let c = TrainingCheckpoint::read(&failing.join(LAST_CKPT)).expect("last.ckpt written before the failure");
+    assert!(c.state.step >= 1 && c.state.step < 20, "{}", c.state.step);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn nan_loss_stops_with_the_step_and_keeps_checkpoints() {
     let _guard = lock();
     let dir = tmpdir("nan");

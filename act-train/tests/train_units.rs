@@ -159,17 +159,35 @@ fn sampler_pads_and_masks() {
 
 #[test]
 fn split_and_epochs() {
-    assert_eq!(split_episodes(1, 0), Split { train: vec![0], val: vec![0] });
+    assert_eq!(split_episodes(1, 0, 0.2), Split { train: vec![0], val: vec![0] });
     for n in [2usize, 3, 5, 10, 50] {
-        let s = split_episodes(n, 7);
-        assert_eq!(s, split_episodes(n, 7), "deterministic");
+        let s = split_episodes(n, 7, 0.2);
+        assert_eq!(s, split_episodes(n, 7, 0.2), "deterministic");
         assert!(!s.train.is_empty() && !s.val.is_empty());
         assert_eq!(s.train.len(), ((n as f64 * 0.8) as usize).clamp(1, n - 1));
         let mut all: Vec<usize> = s.train.iter().chain(&s.val).copied().collect();
         all.sort();
         assert_eq!(all, (0..n).collect::<Vec<_>>());
     }
-    assert_ne!(split_episodes(50, 1), split_episodes(50, 2));
+    assert_ne!(split_episodes(50, 1, 0.2), split_episodes(50, 2, 0.2));
+    // ACT's train_ratio 0.8 by hand: 50 -> 40 + 10, 7 -> 5 + 2; other shares floor the same way.
+    assert_eq!(split_episodes(50, 3, 0.2).train.len(), 40);
+    assert_eq!(split_episodes(7, 3, 0.2).train.len(), 5);
+    assert_eq!(split_episodes(50, 3, 0.1).train.len(), 45);
+    assert_eq!(split_episodes(10, 3, 0.5).train.len(), 5);
+    // Each side keeps at least one episode (the clamps), 1 - f rounding below 0.1 included; 0
+    // validates on none.
+    assert_eq!(split_episodes(10, 3, 1e-12).val.len(), 1);
+    assert_eq!(split_episodes(2, 3, 0.9).train.len(), 1);
+    assert_eq!(split_episodes(10, 3, 0.9).train.len(), 1);
+    assert_eq!(split_episodes(20, 3, 0.9).train.len(), 2);
+    for n in [1usize, 2, 50] {
+        let s = split_episodes(n, 7, 0.0);
+        assert!(s.val.is_empty(), "val_fraction 0 holds none out");
+        let mut all = s.train.clone();
+        all.sort();
+        assert_eq!(all, (0..n).collect::<Vec<_>>());
+    }
     let lens = vec![10usize; 10];
     let train: Vec<usize> = (0..8).collect();
     let b = epoch_batches(&train, &lens, 3, 0, 3);
@@ -241,7 +259,7 @@ fn loader_thread_resizes_and_matches_sampler() {
     let (dir, ds) = synthetic_dataset("loader", 64, 96);
     assert_eq!(ds.file_hw, vec![(64, 96)]);
     let stats = compute_stats(&ds.episodes, Normalization::Act);
-    let split = split_episodes(3, 0);
+    let split = split_episodes(3, 0, 0.2);
     let loader = loader_32x48(&ds, stats.clone(), 0, 0);
     let sched = Schedule::new(split.clone(), ds.lens(), 0, 2, 3, ValEvery::Steps(2), 0, 0, 0);
     let plan: Vec<_> = sched.clone().collect();
@@ -303,7 +321,7 @@ fn random_shifts_cover_the_range_and_follow_seed_and_step() {
 fn loader_shifts_training_images_only() {
     let (dir, ds) = synthetic_dataset("loader-shift", 32, 48);
     let loader = loader_32x48(&ds, compute_stats(&ds.episodes, Normalization::Act), 4, 5);
-    let sched = Schedule::new(split_episodes(3, 5), ds.lens(), 5, 2, 3, ValEvery::Steps(2), 0, 0, 0);
+    let sched = Schedule::new(split_episodes(3, 5, 0.2), ds.lens(), 5, 2, 3, ValEvery::Steps(2), 0, 0, 0);
     let plan: Vec<_> = sched.clone().collect();
     let (rx, h) = loader.spawn(sched, 2);
     let batches: Vec<Batch> = rx.iter().map(|b| b.unwrap()).collect();
