@@ -6,56 +6,29 @@
 # or an interrupted training run (it resumes from its last checkpoint).
 #
 #   scripts/demo.sh                          # transfer cube, into runs/transfer_cube_cpu
-#   scripts/demo.sh insertion                # insertion, into runs/insertion_fc_cosine
+#   scripts/demo.sh insertion                # insertion (100 demonstrations), into runs/insertion_fc100
 #   ACT_SEED=1 scripts/demo.sh               # another training seed, into runs/transfer_cube_cpu_seed1
 #   ACT_RUN_DIR=/tmp/r scripts/demo.sh
 #   ACT_TRAIN_ARGS="--steps 8000" scripts/demo.sh    # extra act-train flags
 #   ACT_EVAL_ROLLOUTS=20 scripts/demo.sh
 #   ACT_SNAPSHOT_ROLLOUTS=0 scripts/demo.sh  # skip evaluating the snapshots (default 20 rollouts each)
 #   ACT_CAMERAS=top,angle scripts/demo.sh insertion   # cameras recorded and seen by the model
+#   ACT_EPISODES=50 ACT_DATA_DIR=runs/insertion_data_fc scripts/demo.sh insertion   # fewer demonstrations
+# Each task's recipe and default directories are in scripts/recipe.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WHICH="${1:-transfer_cube}"
 SEED="${ACT_SEED:-0}"
-case "$WHICH" in
-    transfer_cube|sim_transfer_cube_scripted)
-        WHICH=transfer_cube
-        TASK=sim_transfer_cube_scripted
-        H=120 W=160
-        CAMERAS=top
-        PRESET_ARGS=(--preset sim-small)
-        ;;
-    insertion|sim_insertion_scripted)
-        WHICH=insertion
-        TASK=sim_insertion_scripted
-        H=120 W=160
-        # The best insertion recipe measured (README, "Insertion"): the front_close camera, a cosine
-        # learning rate after 500 warm-up steps, the last weights (the best validation loss's
-        # succeeded 6 % against 36 % on the top camera). Seed 0 (with --threads 2): 28 % with chunk
-        # execution, 56 % with temporal ensembling.
-        CAMERAS=front_close
-        PRESET_ARGS=(--preset sim-small --steps 6000 --export-weights last --lr-schedule cosine --warmup-steps 500)
-        ;;
-    *)
-        echo "demo.sh: unknown task $WHICH (transfer_cube or insertion)" >&2
-        exit 2
-        ;;
-esac
-CAMERAS="${ACT_CAMERAS:-$CAMERAS}"
 case "$SEED" in ''|*[!0-9]*) echo "demo.sh: ACT_SEED must be a number, got $SEED" >&2; exit 2;; esac
-DEFAULT_RUN="runs/${WHICH}_cpu"
-# The insertion recipe changed (README, "Insertion"): its runs get their own directory, so a finished
-# run of the earlier top-camera recipe in runs/insertion_cpu is never reported as this one's.
-if [ "$WHICH" = insertion ]; then DEFAULT_RUN="runs/insertion_fc_cosine"; fi
-if [ "$SEED" != 0 ]; then DEFAULT_RUN="${DEFAULT_RUN}_seed$SEED"; fi
+# shellcheck source=scripts/recipe.sh
+source scripts/recipe.sh
+recipe "$WHICH" "$SEED" || { echo "demo.sh: unknown task $WHICH (transfer_cube or insertion)" >&2; exit 2; }
+CAMERAS="${ACT_CAMERAS:-$CAMERAS}"
 RUN="${ACT_RUN_DIR:-$DEFAULT_RUN}"
 # Every seed of a task trains on the same recorded episodes.
-DEFAULT_DATA="runs/${WHICH}_data"
-# Insertion's episodes hold the front_close camera (older ones, top and angle, stay where they are).
-if [ "$WHICH" = insertion ]; then DEFAULT_DATA="runs/insertion_data_fc"; fi
 DATA="${ACT_DATA_DIR:-$DEFAULT_DATA}"
 CKPT="$RUN/ckpt"
-EPISODES="${ACT_EPISODES:-50}"
+EPISODES="${ACT_EPISODES:-$EPISODES}"
 ROLLOUTS="${ACT_EVAL_ROLLOUTS:-50}"
 SNAP_ROLLOUTS="${ACT_SNAPSHOT_ROLLOUTS:-20}"
 

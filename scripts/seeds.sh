@@ -19,6 +19,12 @@ WHICH="${1:?usage: scripts/seeds.sh transfer_cube|insertion SEED...}"
 shift
 (($#)) || { echo "seeds.sh: give at least one seed" >&2; exit 2; }
 PARALLEL="${ACT_PARALLEL:-1}"
+# shellcheck source=scripts/recipe.sh
+source scripts/recipe.sh
+recipe "$WHICH" 0 || { echo "seeds.sh: unknown task $WHICH (transfer_cube or insertion)" >&2; exit 2; }
+for s in "$@"; do
+    case "$s" in ''|*[!0-9]*) echo "seeds.sh: a seed must be a number, got $s" >&2; exit 2;; esac
+done
 failed=()
 case "$PARALLEL" in ''|*[!0-9]*|0) echo "seeds.sh: ACT_PARALLEL must be a positive number, got $PARALLEL" >&2; exit 2;; esac
 if [ "$PARALLEL" = 1 ]; then
@@ -59,8 +65,8 @@ out="runs/${WHICH}_seeds.md"
     echo "|---|---|---|---|"
     sum_c=0 sum_t=0 n=0
     for s in "$@"; do
-        run="runs/${WHICH}_cpu"
-        [ "$s" = 0 ] || run="${run}_seed$s"
+        recipe "$WHICH" "$s"
+        run="$DEFAULT_RUN"
         secs=$({ sed -n 's/^training wall time: \([0-9]*\) s/\1/p' "$run/train.log" 2>/dev/null || true; } | tail -1)
         echo "| $s | $(rate "$run/eval_chunks.md") | $(rate "$run/eval_temporal_agg.md") | ${secs:+$((secs / 60)) min} |"
         read -r kc nc <<<"$(count "$run/eval_chunks.md")" || true
