@@ -24,9 +24,8 @@ recipe() {
             # The best insertion recipe measured (README, "Insertion"): 100 scripted demonstrations
             # (80 train, 20 validate), the front_close camera, a cosine learning rate after 500
             # warm-up steps, the last weights (the best validation loss's succeeded 6 % against 36 %
-            # on the top camera). Training seeds 0 and 1 (one thread each): 60 % and 46 % with chunk
-            # execution, 66 % and 68 % with temporal ensembling; 50 demonstrations reached 28-34 %
-            # and 42-56 %.
+            # on the top camera). Training seeds 0, 1, 2: 60 %, 46 %, 44 % with chunk execution,
+            # 66 %, 68 %, 66 % with temporal ensembling; 50 demonstrations reached 28-34 % and 42-56 %.
             CAMERAS=front_close
             PRESET_ARGS=(--preset sim-small --steps 6000 --export-weights last --lr-schedule cosine --warmup-steps 500)
             EPISODES=100
